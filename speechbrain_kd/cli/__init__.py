@@ -1,0 +1,90 @@
+"""The ``speechbrain-kd`` command line.
+
+Each subcommand lives in its own module of this package and exposes
+``add_parser(subparsers)`` (which registers its arguments and sets
+``func`` on the parser defaults) so that ``main`` stays a thin dispatcher.
+
+Example
+-------
+>>> main(["--version"])  # doctest: +SKIP
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from speechbrain_kd import __version__
+
+# Module names under speechbrain_kd.cli, in the order shown by --help.
+SUBCOMMANDS = ["prepare", "make_data", "demo"]
+
+
+def build_parser():
+    """Builds the argument parser with every registered subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The top-level parser.
+
+    Example
+    -------
+    >>> parser = build_parser()
+    >>> parser.prog
+    'speechbrain-kd'
+    """
+    parser = argparse.ArgumentParser(
+        prog="speechbrain-kd",
+        description="Knowledge distillation for speech enhancement "
+        "(a SpeechBrain plugin).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug-level logging"
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"speechbrain_kd.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+
+    Example
+    -------
+    >>> main([])  # doctest: +SKIP
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        # User-facing errors carry their own explanation: no traceback.
+        print(f"speechbrain-kd: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dataset preparation, data pipelines and the embedded demo dataset."""
