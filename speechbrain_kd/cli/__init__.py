@@ -6,7 +6,10 @@ Each subcommand lives in its own module of this package and exposes
 
 Example
 -------
->>> main(["--version"])  # doctest: +SKIP
+>>> main(["make-data", "--help"])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+SystemExit: 0
 """
 
 import argparse
@@ -67,7 +70,9 @@ def main(argv=None):
 
     Example
     -------
-    >>> main([])  # doctest: +SKIP
+    >>> main([])  # doctest: +ELLIPSIS
+    usage: speechbrain-kd ...
+    0
     """
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,6 +1,47 @@
-"""Placeholder registration for the `demo` subcommand (filled in below)."""
+"""``speechbrain-kd demo``: the end-to-end job behind ``make demo``."""
 
 
 def add_parser(subparsers):
-    """Registers the subcommand."""
-    subparsers.add_parser("demo")
+    """Registers ``demo`` on the top-level parser.
+
+    Arguments
+    ---------
+    subparsers : argparse._SubParsersAction
+        The subparsers of the ``speechbrain-kd`` parser.
+
+    Example
+    -------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_parser(parser.add_subparsers())
+    >>> parser.parse_args(["demo"]).output
+    'results/demo'
+    """
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the end-to-end demo on the embedded dataset",
+        description="Generate the embedded dataset, prepare it and run the "
+        "main job end to end.",
+    )
+    parser.add_argument("--output", default="results/demo")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    """Runs the demo.
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        Parsed arguments of ``demo``.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+    """
+    from speechbrain_kd.demo import run_demo
+
+    run_demo(args.output, seed=args.seed)
+    return 0

@@ -1,0 +1,317 @@
+"""SpeechBrain data pipelines for speech enhancement.
+
+The datasets read the manifests written by
+:func:`speechbrain_kd.data.valentini.prepare_valentini` (``{id: {"noisy_wav",
+"clean_wav", "length"}}``) and yield ``id``, ``noisy_sig`` and ``clean_sig``
+(float32, mono, 1-D tensors). Batch them with
+``speechbrain.dataio.batch.PaddedBatch``.
+
+Training items are fixed-length segments, either a random crop per read
+(default) or, when ``segment_hop_seconds`` is given, a deterministic list of
+overlapping segments per utterance (as in MANNER). Validation and test items
+are whole utterances.
+"""
+
+import soundfile as sf
+import torch
+from speechbrain.dataio.dataio import load_data_json
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.utils.data_pipeline import provides, takes
+
+OUTPUT_KEYS = ["id", "noisy_sig", "clean_sig"]
+
+
+def dataio_prep(
+    train_json=None,
+    valid_json=None,
+    test_json=None,
+    sample_rate=16000,
+    segment_seconds=4.0,
+    segment_hop_seconds=None,
+    replacements=None,
+):
+    """Builds the enhancement datasets from JSON manifests.
+
+    Training items (``train``) are segments of ``segment_seconds``:
+
+    * default (``segment_hop_seconds=None``): a random crop, taken at the
+      same offset in the noisy and the clean file; a fresh offset is drawn
+      with ``torch.randint`` each time the item is read, so SpeechBrain's
+      global seeding (``sb.utils.seed_everything`` / the ``seed`` of a
+      recipe) makes the crops reproducible, and DataLoader workers draw
+      from their own seeded generators.
+    * ``segment_hop_seconds=h``: every utterance is expanded once into
+      deterministic segments starting every ``h`` seconds (see
+      :func:`expand_segments`); the segment ids are ``<id>@<k>``.
+
+    Utterances (or last segments) shorter than ``segment_seconds`` are
+    returned whole, not padded inside the item: ``PaddedBatch`` zero-pads
+    them to the longest item of the batch, and its relative lengths
+    (``batch.noisy_sig.lengths``) tell the loss where the real audio ends,
+    so the padding can be masked out.
+
+    Validation (``valid``) and test (``test``) items are whole utterances
+    in manifest order; each data point keeps its ``length`` (seconds), so
+    ``ds.filtered_sorted(sort_key="length")`` can sort them.
+
+    Arguments
+    ---------
+    train_json, valid_json, test_json : str or path-like, optional
+        Manifests; a dataset is built for each one given.
+    sample_rate : int
+        Expected sample rate of every file; a file at another rate raises
+        ``ValueError`` when it is read.
+    segment_seconds : float or None
+        Length of the training segments; ``None`` trains on whole
+        utterances.
+    segment_hop_seconds : float or None
+        Hop between deterministic training segments; ``None`` for random
+        crops.
+    replacements : dict, optional
+        ``str.format`` replacements applied to the manifest strings, e.g.
+        ``{"data_root": "/data"}`` for paths written as ``{data_root}/...``.
+
+    Returns
+    -------
+    dict
+        ``{"train"|"valid"|"test": DynamicItemDataset}`` for the manifests
+        given, each with output keys ``["id", "noisy_sig", "clean_sig"]``.
+
+    Example
+    -------
+    >>> import json, os, tempfile
+    >>> import numpy as np, soundfile as sf
+    >>> root = tempfile.mkdtemp()
+    >>> clean = np.linspace(-0.5, 0.5, 16000, dtype="float32")
+    >>> manifest = {}
+    >>> for name, sig in [("clean", clean), ("noisy", clean * 0.5)]:
+    ...     sf.write(os.path.join(root, name + ".wav"), sig, 16000)
+    ...     manifest[name + "_wav"] = "{root}/" + name + ".wav"
+    >>> manifest["length"] = 1.0
+    >>> path = os.path.join(root, "train.json")
+    >>> with open(path, "w") as f:
+    ...     json.dump({"utt1": manifest}, f)
+    >>> sets = dataio_prep(
+    ...     train_json=path, valid_json=path, segment_seconds=0.25,
+    ...     replacements={"root": root},
+    ... )
+    >>> item = sets["train"][0]
+    >>> item["id"], item["noisy_sig"].shape, item["clean_sig"].shape
+    ('utt1', torch.Size([4000]), torch.Size([4000]))
+    >>> torch.allclose(item["noisy_sig"], item["clean_sig"] * 0.5, atol=1e-4)
+    True
+    >>> sets["valid"][0]["clean_sig"].shape
+    torch.Size([16000])
+    >>> sets = dataio_prep(
+    ...     train_json=path, segment_seconds=0.25, segment_hop_seconds=0.25,
+    ...     replacements={"root": root},
+    ... )
+    >>> len(sets["train"]), sets["train"][3]["id"]
+    (4, 'utt1@3')
+    >>> import shutil; shutil.rmtree(root)
+    """
+    sample_rate = int(sample_rate)
+    segment = _seconds_to_samples(segment_seconds, sample_rate)
+    datasets = {}
+
+    if train_json is not None:
+        data = load_data_json(train_json, replacements)
+        _check_not_empty(data, train_json)
+        if segment is not None and segment_hop_seconds is not None:
+            data = expand_segments(
+                data, segment_seconds, segment_hop_seconds, sample_rate
+            )
+            pipeline = _span_pipeline(sample_rate)
+        elif segment is not None:
+            pipeline = _random_crop_pipeline(segment, sample_rate)
+        else:
+            pipeline = _whole_pipeline(sample_rate)
+        datasets["train"] = DynamicItemDataset(
+            data, dynamic_items=[pipeline], output_keys=OUTPUT_KEYS
+        )
+
+    for split, path in (("valid", valid_json), ("test", test_json)):
+        if path is None:
+            continue
+        data = load_data_json(path, replacements)
+        _check_not_empty(data, path)
+        datasets[split] = DynamicItemDataset(
+            data,
+            dynamic_items=[_whole_pipeline(sample_rate)],
+            output_keys=OUTPUT_KEYS,
+        )
+    return datasets
+
+
+def expand_segments(data, segment_seconds, hop_seconds, sample_rate):
+    """Expands utterances into deterministic fixed-length segments.
+
+    An utterance of ``n`` samples (``n = round(length * sample_rate)``)
+    with segments of ``S`` samples and hop ``H`` samples yields segments
+    starting at ``0, H, 2H, ...``: a single segment ``[0, n)`` when
+    ``n <= S``, else ``ceil((n - S) / H) + 1`` segments, each
+    ``[k * H, min(k * H + S, n))``. The last one can be shorter than ``S``
+    (the batcher zero-pads it).
+
+    Arguments
+    ---------
+    data : dict
+        Manifest ``{id: {"length": seconds, ...}}``.
+    segment_seconds : float
+        Segment length in seconds.
+    hop_seconds : float
+        Hop between segment starts in seconds.
+    sample_rate : int
+        Sample rate used to turn seconds into sample indices.
+
+    Returns
+    -------
+    dict
+        ``{"<id>@<k>": {...fields of id..., "utt_id": id, "start": int,
+        "stop": int, "length": segment seconds}}``, in manifest order.
+
+    Example
+    -------
+    >>> data = {"a": {"noisy_wav": "n.wav", "clean_wav": "c.wav",
+    ...               "length": 5.5}}
+    >>> segs = expand_segments(data, 4.0, 1.0, 16000)
+    >>> [(k, v["start"], v["stop"]) for k, v in segs.items()]
+    [('a@0', 0, 64000), ('a@1', 16000, 80000), ('a@2', 32000, 88000)]
+    >>> segs["a@2"]["length"], segs["a@2"]["utt_id"]
+    (3.5, 'a')
+    """
+    segment = _seconds_to_samples(segment_seconds, sample_rate)
+    hop = _seconds_to_samples(hop_seconds, sample_rate)
+    if segment is None or hop is None:
+        raise ValueError("segment_seconds and hop_seconds must be given")
+    out = {}
+    for uid, entry in data.items():
+        n = int(round(float(entry["length"]) * sample_rate))
+        if n <= 0:
+            raise ValueError(f"Utterance {uid} has length {entry['length']}")
+        count = 1 if n <= segment else -(-(n - segment) // hop) + 1
+        for k in range(count):
+            start = k * hop
+            stop = min(start + segment, n)
+            out[f"{uid}@{k}"] = {
+                **entry,
+                "utt_id": uid,
+                "start": start,
+                "stop": stop,
+                "length": (stop - start) / sample_rate,
+            }
+    return out
+
+
+def read_mono(path, sample_rate, start=0, stop=None):
+    """Reads ``path[start:stop]`` as a float32 1-D tensor.
+
+    Only the requested frames are decoded.
+
+    Arguments
+    ---------
+    path : str
+        Audio file.
+    sample_rate : int
+        Expected sample rate.
+    start, stop : int
+        Frame range (``stop=None``: to the end).
+
+    Returns
+    -------
+    torch.Tensor
+        The samples, shape ``[stop - start]``.
+
+    Raises
+    ------
+    ValueError
+        If the file's rate is not ``sample_rate`` or it is not mono.
+    """
+    with _open_checked(path, sample_rate) as f:
+        return _read_frames(f, start, stop)
+
+
+def _seconds_to_samples(seconds, sample_rate):
+    if seconds is None:
+        return None
+    samples = int(round(float(seconds) * sample_rate))
+    if samples <= 0:
+        raise ValueError(f"Expected a positive duration, got {seconds} s")
+    return samples
+
+
+def _check_not_empty(data, path):
+    if not data:
+        raise ValueError(f"Manifest {path} has no entry; prepare it again")
+
+
+def _open_checked(path, sample_rate):
+    f = sf.SoundFile(path)
+    if f.samplerate != sample_rate:
+        f.close()
+        raise ValueError(
+            f"{path} has a sample rate of {f.samplerate} Hz but the data "
+            f"pipeline expects {sample_rate} Hz. Re-run the data preparation "
+            f"(prepare_valentini) with sample_rate={sample_rate}, or set "
+            f"sample_rate={f.samplerate}."
+        )
+    if f.channels != 1:
+        f.close()
+        raise ValueError(
+            f"{path} has {f.channels} channels; the enhancement pipelines "
+            "expect mono files. Re-run the data preparation."
+        )
+    return f
+
+
+def _read_frames(f, start, stop):
+    if stop is None:
+        stop = f.frames
+    f.seek(start)
+    data = f.read(stop - start, dtype="float32", always_2d=False)
+    return torch.from_numpy(data)
+
+
+def _random_crop_pipeline(segment, sample_rate):
+    """Random crop at the same offset in both files of a pair."""
+
+    @takes("noisy_wav", "clean_wav")
+    @provides("noisy_sig", "clean_sig")
+    def crop(noisy_wav, clean_wav):
+        with _open_checked(noisy_wav, sample_rate) as noisy:
+            with _open_checked(clean_wav, sample_rate) as clean:
+                frames = min(noisy.frames, clean.frames)
+                start = 0
+                if frames > segment:
+                    start = int(torch.randint(frames - segment + 1, ()).item())
+                stop = min(start + segment, frames)
+                noisy_sig = _read_frames(noisy, start, stop)
+                clean_sig = _read_frames(clean, start, stop)
+        yield noisy_sig
+        yield clean_sig
+
+    return crop
+
+
+def _span_pipeline(sample_rate):
+    """Reads the ``[start, stop)`` span of both files of a pair."""
+
+    @takes("noisy_wav", "clean_wav", "start", "stop")
+    @provides("noisy_sig", "clean_sig")
+    def span(noisy_wav, clean_wav, start, stop):
+        yield read_mono(noisy_wav, sample_rate, start, stop)
+        yield read_mono(clean_wav, sample_rate, start, stop)
+
+    return span
+
+
+def _whole_pipeline(sample_rate):
+    """Reads both files of a pair whole."""
+
+    @takes("noisy_wav", "clean_wav")
+    @provides("noisy_sig", "clean_sig")
+    def whole(noisy_wav, clean_wav):
+        yield read_mono(noisy_wav, sample_rate)
+        yield read_mono(clean_wav, sample_rate)
+
+    return whole
