@@ -35,7 +35,11 @@ def as_float_signal(signal, name="signal"):
     (3,)
     """
     if isinstance(signal, torch.Tensor):
-        signal = signal.detach().cpu().numpy()
+        # numpy has no bfloat16: widen half-precision tensors first.
+        signal = signal.detach().cpu()
+        if signal.is_floating_point():
+            signal = signal.double()
+        signal = signal.numpy()
     array = np.asarray(signal)
     if array.ndim > 1:
         array = array.squeeze()
