@@ -1,0 +1,7 @@
+"""Training methods as SpeechBrain Brains (they know no dataset)."""
+
+from speechbrain_kd.brains.enhance import EnhanceBrain
+from speechbrain_kd.brains.kd import KDBrain
+from speechbrain_kd.brains.teacher import TeacherLoadError, load_teacher
+
+__all__ = ["EnhanceBrain", "KDBrain", "TeacherLoadError", "load_teacher"]

@@ -1,0 +1,527 @@
+"""``EnhanceBrain``: supervised training of a waveform enhancement model.
+
+The Brain trains ``modules.model`` (any ``nn.Module`` mapping a noisy
+``[batch, time]`` waveform to an enhanced one) with ``hparams.loss``, an
+enhancement loss called as ``loss(enhanced, clean, noisy, length)`` (e.g.
+:class:`speechbrain_kd.losses.WeightedCleanNoiseLoss`). It knows no
+dataset: batches carry ``id``, ``noisy_sig`` and ``clean_sig`` as made by
+:func:`speechbrain_kd.data.pipelines.dataio_prep`.
+
+What it adds to ``speechbrain.Brain`` (whose default ``fit_batch`` it keeps,
+so ``--precision``, gradient accumulation, clipping and step counting work):
+
+* an optional per-batch learning-rate schedule (``hparams.lr_scheduler``, a
+  factory called as ``factory(optimizer, total_steps=...)``, e.g.
+  ``!name:torch.optim.lr_scheduler.OneCycleLR``), checkpointed with the
+  model;
+* validation metrics each epoch (``hparams.valid_metrics``, default PESQ
+  and STOI, in ``hparams.metric_jobs`` safe worker processes) and a
+  checkpoint kept for the best validation ``hparams.ckpt_max_key``
+  (default ``pesq``) plus the most recent one;
+* a test stage that writes the enhanced wavs, a per-utterance CSV and a
+  summary JSON with every metric of ``hparams.test_metrics``.
+
+Under DDP, metrics are computed and files written on the main process only;
+the summary is broadcast so that every process saves the same checkpoint
+meta.
+"""
+
+import csv
+import json
+import logging
+import math
+import pathlib
+
+import soundfile as sf
+import speechbrain as sb
+import torch
+from speechbrain.utils.distributed import (
+    ddp_broadcast,
+    if_main_process,
+    run_on_main,
+)
+
+from speechbrain_kd.brains.checkpoints import set_aside_incomplete_checkpoints
+
+from speechbrain_kd.metrics import ALL_METRICS, EnhancementMetricStats
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VALID_METRICS = ("pesq", "stoi")
+
+
+class EnhanceBrain(sb.Brain):
+    """Trains and evaluates a waveform-to-waveform enhancement model.
+
+    Hyperparameters read (besides SpeechBrain's run options):
+    ``loss`` (required), ``sample_rate`` (16000), ``valid_metrics``,
+    ``test_metrics``, ``metric_jobs`` (1), ``ckpt_max_key`` (``pesq``),
+    ``lr_scheduler`` (optional), ``epoch_counter`` (for the schedule
+    length), ``train_logger`` (optional), ``output_folder`` and
+    ``save_enhanced`` (True) for the test stage.
+
+    Arguments
+    ---------
+    See ``speechbrain.Brain``; ``modules`` must hold ``model``.
+
+    Example
+    -------
+    >>> import torch
+    >>> from speechbrain.dataio.batch import PaddedBatch
+    >>> from speechbrain_kd.losses import WeightedCleanNoiseLoss
+    >>> brain = EnhanceBrain(
+    ...     modules={"model": torch.nn.Identity()},
+    ...     hparams={"loss": WeightedCleanNoiseLoss()},
+    ... )
+    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.ones(800),
+    ...                       "clean_sig": torch.ones(800)}])
+    >>> out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    >>> float(brain.compute_objectives(out, batch, sb.Stage.TRAIN))
+    0.0
+    """
+
+    # -- forward and loss ------------------------------------------------
+    def compute_forward(self, batch, stage):
+        """Enhances the noisy batch.
+
+        Arguments
+        ---------
+        batch : speechbrain.dataio.batch.PaddedBatch
+            Holds ``noisy_sig`` (waveforms and relative lengths).
+        stage : speechbrain.Stage
+            The current stage.
+
+        Returns
+        -------
+        torch.Tensor
+            Enhanced waveforms ``[batch, time]``.
+        """
+        batch = batch.to(self.device)
+        noisy, _ = batch.noisy_sig
+        return self.modules.model(noisy)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Computes the supervised loss; scores and saves outside training.
+
+        Arguments
+        ---------
+        predictions : torch.Tensor
+            Output of :meth:`compute_forward`.
+        batch : speechbrain.dataio.batch.PaddedBatch
+            The batch (``clean_sig``, ``noisy_sig``, ``id``).
+        stage : speechbrain.Stage
+            The current stage.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
+        enhanced = self.enhanced_from(predictions)
+        loss = self.supervised_loss(enhanced, batch)
+        if stage != sb.Stage.TRAIN:
+            self.score_and_save(enhanced, batch, stage)
+        return loss
+
+    def enhanced_from(self, predictions):
+        """The enhanced waveforms inside ``predictions``.
+
+        Subclasses whose ``compute_forward`` returns more (e.g. a teacher's
+        output) override this.
+
+        Arguments
+        ---------
+        predictions : object
+            Output of :meth:`compute_forward`.
+
+        Returns
+        -------
+        torch.Tensor
+            Enhanced waveforms ``[batch, time]``.
+        """
+        return predictions
+
+    def supervised_loss(self, enhanced, batch):
+        """``hparams.loss`` against the clean target, padding masked.
+
+        Arguments
+        ---------
+        enhanced : torch.Tensor
+            Enhanced waveforms ``[batch, time]``.
+        batch : speechbrain.dataio.batch.PaddedBatch
+            The batch.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
+        clean, lengths = batch.clean_sig
+        noisy, _ = batch.noisy_sig
+        loss = self.hparams.loss(enhanced, clean, noisy, lengths)
+        self.log_term("supervised", loss)
+        return loss
+
+    # -- per-term loss logging -------------------------------------------
+    def log_term(self, name, value):
+        """Accumulates a loss term for the stage's log line.
+
+        Arguments
+        ---------
+        name : str
+            Term name; logged as ``loss_<name>``.
+        value : torch.Tensor
+            Scalar value for this batch.
+        """
+        sums = self.__dict__.setdefault("_term_sums", {})
+        total, count = sums.get(name, (0.0, 0))
+        sums[name] = (total + float(value.detach()), count + 1)
+
+    def term_averages(self):
+        """Stage averages of the logged loss terms, then resets them.
+
+        Returns
+        -------
+        dict
+            ``{"loss_<name>": average}``.
+        """
+        sums = self.__dict__.pop("_term_sums", {})
+        return {f"loss_{k}": total / n for k, (total, n) in sums.items()}
+
+    # -- scoring and test outputs ------------------------------------------
+    def score_and_save(self, enhanced, batch, stage):
+        """Queues the batch for metrics and writes test wavs (main only).
+
+        Arguments
+        ---------
+        enhanced : torch.Tensor
+            Enhanced waveforms ``[batch, time]``.
+        batch : speechbrain.dataio.batch.PaddedBatch
+            The batch.
+        stage : speechbrain.Stage
+            VALID or TEST.
+        """
+        if not if_main_process():
+            return
+        clean, lengths = batch.clean_sig
+        enhanced = enhanced.detach().float()
+        self.metrics.append(
+            batch.id, predict=enhanced, target=clean, lengths=lengths
+        )
+        if stage == sb.Stage.TEST and self.hparam("save_enhanced", True):
+            self.write_enhanced(batch.id, enhanced, lengths)
+
+    def write_enhanced(self, ids, enhanced, lengths):
+        """Writes enhanced waveforms as 16-bit wavs, trimmed to length.
+
+        Arguments
+        ---------
+        ids : list of str
+            Utterance ids (file names).
+        enhanced : torch.Tensor
+            Enhanced waveforms ``[batch, time]``.
+        lengths : torch.Tensor
+            Relative lengths.
+        """
+        folder = self.output_path("enhanced")
+        folder.mkdir(parents=True, exist_ok=True)
+        samples = (lengths * enhanced.shape[1]).round().long()
+        for uid, wav, n in zip(ids, enhanced.cpu(), samples.tolist()):
+            audio = wav[:n].clamp(-1.0, 1.0).numpy()
+            sf.write(folder / f"{uid}.wav", audio, self.sample_rate, "PCM_16")
+
+    def output_path(self, name):
+        """A path under ``hparams.output_folder`` (or the working dir).
+
+        Arguments
+        ---------
+        name : str
+            File or folder name.
+
+        Returns
+        -------
+        pathlib.Path
+            The path.
+        """
+        return pathlib.Path(self.hparam("output_folder", ".")) / name
+
+    def hparam(self, name, default=None):
+        """An optional hyperparameter with a default.
+
+        Arguments
+        ---------
+        name : str
+            Hyperparameter name.
+        default : object
+            Value when absent.
+
+        Returns
+        -------
+        object
+            The value.
+        """
+        return getattr(self.hparams, name, default)
+
+    @property
+    def sample_rate(self):
+        """The sample rate of the data and model (``hparams.sample_rate``)."""
+        return self.hparam("sample_rate", 16000)
+
+    # -- stage hooks ---------------------------------------------------------
+    def on_stage_start(self, stage, epoch=None):
+        """Creates the metric accumulator for VALID and TEST.
+
+        Arguments
+        ---------
+        stage : speechbrain.Stage
+            The stage starting.
+        epoch : int, optional
+            The epoch number.
+        """
+        self.term_averages()  # drop anything left from an aborted stage
+        if stage == sb.Stage.TRAIN:
+            return
+        names = (
+            self.hparam("valid_metrics", DEFAULT_VALID_METRICS)
+            if stage == sb.Stage.VALID
+            else self.hparam("test_metrics", ALL_METRICS)
+        )
+        self.metrics = EnhancementMetricStats(
+            list(names),
+            sample_rate=self.sample_rate,
+            n_jobs=self.hparam("metric_jobs", 1),
+        )
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the stage, checkpoints after validation, reports the test.
+
+        Arguments
+        ---------
+        stage : speechbrain.Stage
+            The stage ending.
+        stage_loss : float
+            Average loss of the stage.
+        epoch : int, optional
+            The epoch number.
+        """
+        stats = {"loss": stage_loss, **self.term_averages()}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        summary = self.summarize_metrics()
+        stats.update(summary)
+        if stage == sb.Stage.VALID:
+            optimizer = getattr(self, "optimizer", None)
+            lr = optimizer.param_groups[0]["lr"] if optimizer else 0.0
+            self.log_stats(
+                {"epoch": epoch, "lr": lr},
+                train_stats=getattr(self, "train_stats", None),
+                valid_stats=stats,
+            )
+            key = self.hparam("ckpt_max_key", "pesq")
+            meta = {key: _finite(stats.get(key)), "epoch": epoch}
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(
+                    meta=meta, max_keys=[key], num_to_keep=1
+                )
+        else:
+            self.log_stats(
+                {"Epoch loaded": self.hparams.epoch_counter.current}
+                if hasattr(self.hparams, "epoch_counter")
+                else {},
+                test_stats=stats,
+            )
+            if if_main_process():
+                self.write_test_report(stats)
+
+    def summarize_metrics(self):
+        """Per-metric means on the main process, broadcast to all.
+
+        Returns
+        -------
+        dict
+            Metric means (``pesq``, ``stoi``, ...), ``n_failed`` and
+            ``n_items``.
+        """
+        summary = None
+        if if_main_process():
+            full = self.metrics.summarize()
+            summary = {
+                key: (float(value) if isinstance(value, float) else value)
+                for key, value in full.items()
+                if key in self.metrics.metrics or key.startswith("n_")
+            }
+        return ddp_broadcast(summary, src=0)
+
+    def write_test_report(self, stats):
+        """Writes ``test_per_utterance.csv`` and ``test_summary.json``.
+
+        Arguments
+        ---------
+        stats : dict
+            Stage statistics (loss and metric means).
+        """
+        folder = self.output_path("")
+        folder.mkdir(parents=True, exist_ok=True)
+        names = list(self.metrics.metrics)
+        with open(folder / "test_per_utterance.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", *names])
+            for uid, row in zip(self.metrics.ids, self.metrics.rows):
+                writer.writerow([uid, *(row.get(n) for n in names)])
+        summary = {k: (None if _is_nan(v) else v) for k, v in stats.items()}
+        with open(folder / "test_summary.json", "w") as f:
+            json.dump(summary, f, indent=2)
+        logger.info("Test report written to %s", folder)
+
+    def log_stats(self, stats_meta, **stats):
+        """Writes to ``hparams.train_logger`` when there is one.
+
+        Arguments
+        ---------
+        stats_meta : dict
+            Epoch, learning rate, ...
+        **stats : dict
+            ``train_stats``, ``valid_stats`` or ``test_stats``.
+        """
+        train_logger = self.hparam("train_logger")
+        if train_logger is not None:
+            train_logger.log_stats(stats_meta=stats_meta, **stats)
+        else:
+            logger.info("%s %s", stats_meta, stats)
+
+    def on_fit_start(self):
+        """Sets incomplete checkpoints aside, then SpeechBrain's start.
+
+        SpeechBrain's ``on_fit_start`` registers the optimizers and
+        recovers the newest checkpoint; a run killed while saving would
+        leave a checkpoint that crashes that recovery.
+        """
+        if self.checkpointer is not None:
+            run_on_main(
+                set_aside_incomplete_checkpoints,
+                kwargs={"checkpointer": self.checkpointer},
+            )
+        super().on_fit_start()
+
+    # -- distributed ---------------------------------------------------------
+    def _wrap_distributed(self):
+        """DDP wrapping that also works on CPU (gloo).
+
+        SpeechBrain 1.1.2 always converts BatchNorm layers to
+        ``SyncBatchNorm``, which only runs on GPUs; on CPU the modules are
+        wrapped in plain DDP instead (each process then normalises with
+        its own batch statistics). On GPUs SpeechBrain's wrapping is kept.
+        """
+        if not self.distributed_launch or torch.device(self.device).type != (
+            "cpu"
+        ):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = torch.nn.parallel.DistributedDataParallel(
+                    module,
+                    find_unused_parameters=self.find_unused_parameters,
+                )
+
+    # -- optimisation ------------------------------------------------------
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **kw):
+        """SpeechBrain's loader; records the training batches per epoch.
+
+        Arguments
+        ---------
+        dataset : Dataset
+            The data.
+        stage : speechbrain.Stage
+            The stage.
+        ckpt_prefix : str
+            Checkpoint prefix of the loader (see ``speechbrain.Brain``).
+        **kw : dict
+            DataLoader options.
+
+        Returns
+        -------
+        DataLoader
+            The loader.
+        """
+        loader = super().make_dataloader(
+            dataset, stage, ckpt_prefix=ckpt_prefix, **kw
+        )
+        if stage == sb.Stage.TRAIN:
+            self.train_batches_per_epoch = len(loader)
+        return loader
+
+    def init_optimizers(self):
+        """Creates the optimizer, then the per-batch LR schedule if any."""
+        super().init_optimizers()
+        factory = self.hparam("lr_scheduler")
+        self.lr_scheduler = None
+        if factory is None or self.opt_class is None:
+            return
+        batches = getattr(self, "train_batches_per_epoch", None)
+        if batches is None:
+            raise RuntimeError(
+                "lr_scheduler needs the number of training batches: pass "
+                "a Dataset (not a DataLoader) to fit()"
+            )
+        steps = math.ceil(batches / self.grad_accumulation_factor)
+        epochs = self.hparams.epoch_counter.limit
+        self.lr_scheduler = factory(self.optimizer, total_steps=steps * epochs)
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("lr_scheduler", self.lr_scheduler)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Steps the per-batch learning-rate schedule after each update.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            The batch.
+        outputs : object
+            Forward outputs.
+        loss : torch.Tensor
+            The loss.
+        should_step : bool
+            Whether the optimizer stepped.
+        """
+        scheduler = getattr(self, "lr_scheduler", None)
+        if should_step and scheduler is not None:
+            # OneCycleLR raises past its last step (e.g. after a resume
+            # with more data); hold the final rate instead.
+            total = getattr(scheduler, "total_steps", math.inf)
+            if scheduler.last_epoch + 1 < total:
+                scheduler.step()
+
+
+def _finite(value):
+    """A float usable as checkpoint meta (NaN and None become -inf)."""
+    if value is None or _is_nan(value):
+        return -math.inf
+    return float(value)
+
+
+def _is_nan(value):
+    """True for float NaN."""
+    return isinstance(value, float) and math.isnan(value)
+
+
+def unwrap(module):
+    """The module inside a DDP/DataParallel wrapper (or itself).
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        A possibly wrapped module.
+
+    Returns
+    -------
+    torch.nn.Module
+        The inner module.
+
+    Example
+    -------
+    >>> layer = torch.nn.Linear(1, 1)
+    >>> unwrap(torch.nn.DataParallel(layer)) is layer
+    True
+    """
+    return getattr(module, "module", module)

@@ -1,0 +1,41 @@
+"""Knowledge-distillation building blocks: taps, AT / MV-AT, yaml terms.
+
+* :class:`FeatureTaps` — forward hooks capturing submodule outputs by path.
+* :func:`attention_map`, :func:`at_loss`, :class:`ATLoss` — attention
+  transfer (MV-AT Eq. 1-2), with dual-depth matching (a list of teacher
+  features is summed; maps of different lengths are interpolated).
+* :func:`mvat_pairs`, :func:`single_view_pairs` — tap pairs for MANNER.
+* :class:`FeatureDistillTerm`, :class:`OutputDistillTerm`,
+  :func:`collect_taps` — distillation terms declared in yaml.
+"""
+
+from speechbrain_kd.distill.attention import (
+    MANNER_VIEWS,
+    ATLoss,
+    at_loss,
+    attention_map,
+    mvat_pairs,
+    resample_map,
+    single_view_pairs,
+)
+from speechbrain_kd.distill.taps import FeatureTaps, unwrap_model
+from speechbrain_kd.distill.terms import (
+    FeatureDistillTerm,
+    OutputDistillTerm,
+    collect_taps,
+)
+
+__all__ = [
+    "MANNER_VIEWS",
+    "ATLoss",
+    "FeatureDistillTerm",
+    "FeatureTaps",
+    "OutputDistillTerm",
+    "at_loss",
+    "attention_map",
+    "collect_taps",
+    "mvat_pairs",
+    "resample_map",
+    "single_view_pairs",
+    "unwrap_model",
+]

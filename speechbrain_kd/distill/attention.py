@@ -1,0 +1,415 @@
+"""Attention transfer (AT), multi-view AT (MV-AT) and dual-depth matching.
+
+Written from the MV-AT paper (Shin et al., Interspeech 2022; paper 001 in
+``shared/reference``) and the original AT formulation it cites:
+
+* Eq. 1 — temporal attention map ``F(A) = Σ_c |A_c|^p`` of an activation
+  ``A ∈ R^{C×t}``, L2-normalised over ``t``;
+* Eq. 2 — ``L_AT = ‖F̂(A_T) − F̂(A_S)‖`` with the l1 norm (paper default) or
+  the l2 norm. The paper writes a *norm*, so ``distance="l2"`` is the
+  Euclidean norm of the difference, **not** its square;
+* Eq. 3 — ``L_MV-AT = Σ_{view ∈ {channel, global, local}} L_AT``;
+* Eq. 4 — ``L_distill = Σ_{j ∈ I} L_MV-AT^j + L_KD``: a **sum** over
+  (student layer, teacher layer) pairs;
+* §2.4 dual-depth — the student's deepest layer is matched to the teacher's
+  two deepest layers; attention maps of different lengths are interpolated
+  to a common length.
+
+Length matching (an implementation choice, the paper only says
+"interpolation"): the *un-normalised* maps ``F(A)`` are resampled with
+``F.interpolate(mode="linear", align_corners=False)`` to the common length
+(default: the longer of the two), then L2-normalised, so both compared maps
+have unit norm. The common length is chosen per (student, teacher) pair: in
+dual-depth matching each teacher map is compared at its own common length
+with the student map.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from speechbrain_kd.losses import length_mask
+
+_DISTANCES = ("l1", "l2")
+_COMMON_LENGTHS = ("max", "min", "teacher", "student")
+
+#: The three MA-block branches of MANNER tapped by MV-AT.
+MANNER_VIEWS = ("channel_view", "global_view", "local_view")
+
+
+def attention_map(features, p=2, normalize=True, length=None, eps=1e-12):
+    """Temporal attention map ``Σ_c |A_c|^p``, optionally L2-normalised.
+
+    Arguments
+    ---------
+    features : torch.Tensor
+        Activations ``[B, C, T]`` (extra trailing axes are flattened into
+        ``T``).
+    p : float
+        Exponent of Eq. 1 (2 in the paper).
+    normalize : bool
+        Divide by the L2 norm over ``T`` (clamped to ``eps``).
+    length : torch.Tensor, optional
+        Relative lengths ``[B]``; frames beyond ``round(length * T)`` are
+        zeroed before normalisation.
+    eps : float
+        Lower bound of the norm.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T]``.
+
+    Example
+    -------
+    >>> A = torch.tensor([[[1.0, 2.0, 0.0], [3.0, 0.0, 4.0]]])
+    >>> attention_map(A, normalize=False)
+    tensor([[10.,  4., 16.]])
+    >>> torch.allclose(attention_map(A), attention_map(5 * A))
+    True
+    """
+    if features.dim() < 3:
+        raise ValueError(
+            f"features must be [B, C, T], got {tuple(features.shape)}"
+        )
+    features = features.flatten(2)
+    if features.dtype in (torch.float16, torch.bfloat16):
+        features = features.float()  # Σ|A|^p overflows easily in fp16
+    if p == 2:
+        fmap = features.pow(2).sum(dim=1)
+    else:
+        fmap = features.abs().pow(p).sum(dim=1)
+    if length is not None:
+        batch, frames = fmap.shape
+        fmap = fmap * length_mask(
+            length, frames, batch, fmap.device, fmap.dtype
+        )
+    if normalize:
+        fmap = F.normalize(fmap, p=2, dim=-1, eps=eps)
+    return fmap
+
+
+def resample_map(fmap, size):
+    """Linearly resamples ``[B, T]`` maps to ``[B, size]``.
+
+    Arguments
+    ---------
+    fmap : torch.Tensor
+        Maps ``[B, T]``.
+    size : int
+        Target length.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, size]`` (the input itself when ``T == size``).
+
+    Example
+    -------
+    >>> resample_map(torch.tensor([[0.0, 4.0]]), 4)
+    tensor([[0., 1., 3., 4.]])
+    """
+    if fmap.shape[-1] == size:
+        return fmap
+    resampled = F.interpolate(
+        fmap.unsqueeze(1), size=size, mode="linear", align_corners=False
+    )
+    return resampled.squeeze(1)
+
+
+def _common_length(student_len, teacher_len, common_length):
+    if common_length == "max":
+        return max(student_len, teacher_len)
+    if common_length == "min":
+        return min(student_len, teacher_len)
+    if common_length == "teacher":
+        return teacher_len
+    if common_length == "student":
+        return student_len
+    raise ValueError(
+        f"common_length must be one of {_COMMON_LENGTHS}, got {common_length!r}"
+    )
+
+
+def _as_list(features):
+    if isinstance(features, (list, tuple)):
+        return list(features)
+    return [features]
+
+
+def at_loss(
+    student_feat,
+    teacher_feat,
+    p=2,
+    distance="l1",
+    common_length="max",
+    length=None,
+    eps=1e-12,
+    reduction="mean",
+):
+    """Attention-transfer loss between student and teacher activations.
+
+    ``‖F̂(A_T) − F̂(A_S)‖`` per utterance (Eq. 2), averaged over the batch.
+    ``distance="l1"`` is the sum of absolute differences over time,
+    ``"l2"`` the Euclidean norm of the difference (not squared).
+
+    Several teacher activations (a list) give the dual-depth loss: the
+    **sum** of the pairwise losses (each pair is one ``j`` of Eq. 4).
+
+    Arguments
+    ---------
+    student_feat : torch.Tensor
+        Student activations ``[B, C_S, T_S]``.
+    teacher_feat : torch.Tensor or list of torch.Tensor
+        Teacher activations ``[B, C_T, T_T]`` (channels may differ).
+    p : float
+        Exponent of the attention map (Eq. 1).
+    distance : str
+        ``"l1"`` or ``"l2"``.
+    common_length : str
+        Length both maps are resampled to when they differ: ``"max"``,
+        ``"min"``, ``"teacher"`` or ``"student"``.
+    length : torch.Tensor, optional
+        Relative lengths ``[B]`` (masks padded frames of both maps).
+    eps : float
+        Lower bound of the normalising norm.
+    reduction : str
+        ``"mean"`` over the batch, ``"sum"``, or ``"none"`` for ``[B]``.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss.
+
+    Example
+    -------
+    >>> s = torch.tensor([[[1.0, 0.0]]])
+    >>> t = torch.tensor([[[0.0, 1.0]]])
+    >>> at_loss(s, t, distance="l1")
+    tensor(2.)
+    >>> at_loss(s, [t, s], distance="l2")  # dual depth: sum over teachers
+    tensor(1.4142)
+    """
+    if distance not in _DISTANCES:
+        raise ValueError(
+            f"distance must be one of {_DISTANCES}, got {distance!r}"
+        )
+    s_map = attention_map(student_feat, p, normalize=False, length=length)
+    total = None
+    for teacher in _as_list(teacher_feat):
+        t_map = attention_map(teacher, p, normalize=False, length=length)
+        if t_map.shape[0] != s_map.shape[0]:
+            raise ValueError(
+                f"batch mismatch: student {s_map.shape[0]}, teacher "
+                f"{t_map.shape[0]}"
+            )
+        size = _common_length(s_map.shape[-1], t_map.shape[-1], common_length)
+        s_hat = F.normalize(resample_map(s_map, size), dim=-1, eps=eps)
+        t_hat = F.normalize(resample_map(t_map, size), dim=-1, eps=eps)
+        t_hat = t_hat.to(s_hat.dtype)
+        if distance == "l1":
+            pair = (t_hat - s_hat).abs().sum(dim=-1)
+        else:
+            pair = torch.linalg.vector_norm(t_hat - s_hat, ord=2, dim=-1)
+        total = pair if total is None else total + pair
+    if reduction == "mean":
+        return total.mean()
+    if reduction == "sum":
+        return total.sum()
+    if reduction == "none":
+        return total
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+class ATLoss(nn.Module):
+    """Attention-transfer loss as a module (see :func:`at_loss`).
+
+    Arguments
+    ---------
+    p : float
+        Exponent of the attention map (Eq. 1; 2 in the paper).
+    distance : str
+        ``"l1"`` (paper default) or ``"l2"`` (Euclidean norm, not squared).
+    common_length : str
+        ``"max"`` (default), ``"min"``, ``"teacher"`` or ``"student"``.
+    eps : float
+        Lower bound of the normalising norm.
+
+    Example
+    -------
+    >>> loss = ATLoss(distance="l1")
+    >>> s, t = torch.randn(2, 6, 8), torch.randn(2, 9, 2)
+    >>> loss(s, s).item()
+    0.0
+    >>> loss(s, [t, s]).shape  # dual depth: sum over teacher layers
+    torch.Size([])
+    """
+
+    def __init__(self, p=2, distance="l1", common_length="max", eps=1e-12):
+        super().__init__()
+        if distance not in _DISTANCES:
+            raise ValueError(
+                f"distance must be one of {_DISTANCES}, got {distance!r}"
+            )
+        _common_length(1, 1, common_length)  # validates the option
+        self.p = p
+        self.distance = distance
+        self.common_length = common_length
+        self.eps = eps
+
+    def forward(self, student_feat, teacher_feat, length=None):
+        """Computes the loss.
+
+        Arguments
+        ---------
+        student_feat : torch.Tensor
+            ``[B, C_S, T_S]``.
+        teacher_feat : torch.Tensor or list of torch.Tensor
+            ``[B, C_T, T_T]``, or several for dual depth (summed).
+        length : torch.Tensor, optional
+            Relative lengths ``[B]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar loss (mean over the batch).
+        """
+        return at_loss(
+            student_feat,
+            teacher_feat,
+            p=self.p,
+            distance=self.distance,
+            common_length=self.common_length,
+            length=length,
+            eps=self.eps,
+        )
+
+    def extra_repr(self):
+        return (
+            f"p={self.p}, distance={self.distance!r}, "
+            f"common_length={self.common_length!r}"
+        )
+
+
+def _layer_lists(student_layers, teacher_layers):
+    student_layers = [int(i) for i in _as_list(student_layers)]
+    if teacher_layers is None:
+        teacher_layers = [[i] for i in student_layers]
+    teacher_layers = [
+        [int(j) for j in _as_list(t)] for t in _as_list(teacher_layers)
+    ]
+    if len(student_layers) != len(teacher_layers):
+        raise ValueError(
+            f"{len(student_layers)} student layers but "
+            f"{len(teacher_layers)} teacher layer groups: give one teacher "
+            "layer (or list of layers) per student layer"
+        )
+    for group in teacher_layers:
+        if not group:
+            raise ValueError("each student layer needs a teacher layer")
+    return student_layers, teacher_layers
+
+
+def mvat_pairs(
+    student_layers,
+    teacher_layers=None,
+    sides=("encoder", "decoder"),
+    views=MANNER_VIEWS,
+    template="{side}.{index}.attention.{view}",
+):
+    """MV-AT tap pairs for MANNER students and teachers.
+
+    For each side, each student layer ``i`` (with its teacher layers
+    ``[j, ...]``) and each view, one pair
+    ``(f"{side}.{i}.attention.{view}",
+    [f"{side}.{j}.attention.{view}", ...])``. Depth indices count from 0 at
+    the outermost layer; ``decoder.{i}`` mirrors ``encoder.{i}``. Usable
+    from yaml with ``!apply:speechbrain_kd.distill.mvat_pairs``.
+
+    Arguments
+    ---------
+    student_layers : int or list of int
+        Student depth indices carrying an MA block.
+    teacher_layers : list of (int or list of int), optional
+        Teacher layer(s) per student layer: ``[[2, 3]]`` is dual depth,
+        ``[[3]]`` (or ``[3]``) one-to-one. Default: the same indices.
+    sides : sequence of str
+        ``("encoder", "decoder")`` by default.
+    views : sequence of str
+        MA-block branch names (default channel, global, local).
+    template : str
+        Tap-name pattern with ``{side}``, ``{index}`` and ``{view}``.
+
+    Returns
+    -------
+    list of (str, list of str)
+        ``(student_tap, teacher_taps)`` pairs.
+
+    Example
+    -------
+    >>> pairs = mvat_pairs([2], [[2, 3]], sides=["encoder"])
+    >>> pairs[0]
+    ('encoder.2.attention.channel_view', ['encoder.2.attention.channel_view', \
+'encoder.3.attention.channel_view'])
+    >>> len(mvat_pairs([2], [[2, 3]]))
+    6
+    """
+    student_layers, teacher_layers = _layer_lists(
+        student_layers, teacher_layers
+    )
+    pairs = []
+    for side in _as_list(sides):
+        for i, group in zip(student_layers, teacher_layers):
+            for view in _as_list(views):
+                student = template.format(side=side, index=i, view=view)
+                teachers = [
+                    template.format(side=side, index=j, view=view)
+                    for j in group
+                ]
+                pairs.append((student, teachers))
+    return pairs
+
+
+def single_view_pairs(
+    student_layers,
+    teacher_layers=None,
+    sides=("encoder", "decoder"),
+    template="{side}.{index}",
+):
+    """Single-view AT pairs: the output of whole encoder/decoder layers.
+
+    The MV-AT ablation "single-view AT" distils the output features of each
+    encoder/decoder block (taps ``encoder.{i}`` / ``decoder.{i}``) instead
+    of the three MA-block branches.
+
+    Arguments
+    ---------
+    student_layers : int or list of int
+        Student depth indices.
+    teacher_layers : list of (int or list of int), optional
+        Teacher layer(s) per student layer (default: the same indices).
+    sides : sequence of str
+        ``("encoder", "decoder")`` by default.
+    template : str
+        Tap-name pattern with ``{side}`` and ``{index}``.
+
+    Returns
+    -------
+    list of (str, list of str)
+        ``(student_tap, teacher_taps)`` pairs.
+
+    Example
+    -------
+    >>> single_view_pairs([1, 2], [[1], [2, 3]], sides=["decoder"])
+    [('decoder.1', ['decoder.1']), ('decoder.2', ['decoder.2', 'decoder.3'])]
+    """
+    student_layers, teacher_layers = _layer_lists(
+        student_layers, teacher_layers
+    )
+    pairs = []
+    for side in _as_list(sides):
+        for i, group in zip(student_layers, teacher_layers):
+            student = template.format(side=side, index=i)
+            teachers = [template.format(side=side, index=j) for j in group]
+            pairs.append((student, teachers))
+    return pairs

@@ -1,0 +1,9 @@
+"""Model building blocks (lobes): plain ``torch.nn.Module`` networks.
+
+* :mod:`speechbrain_kd.lobes.manner`: MANNER (multi-view attention U-Net),
+  the MV-AT teacher and student backbone.
+"""
+
+from speechbrain_kd.lobes.manner import MANNER, attention_tap_names
+
+__all__ = ["MANNER", "attention_tap_names"]

@@ -1,0 +1,239 @@
+"""Recipe runs on tiny generated data: teacher, MV-AT, resume, DDP.
+
+Models are shrunk through the command line (the recipes expose channels,
+depth and attention layers) so each run takes seconds on two CPU cores;
+the code paths are those of the full recipes.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+
+from speechbrain_kd.brains.checkpoints import is_complete
+from speechbrain_kd.data.synthetic import make_mini_valentini
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes" / "Valentini"
+PYTHON = sys.executable
+
+# A MANNER teacher small enough for CI (depth 4 so that MV-AT's dual-depth
+# pairs, student layer 2 <-> teacher layers 2 and 3, exist).
+TINY_TEACHER = [
+    "--channels=6",
+    "--depth=4",
+    "--attention_layers=[0, 1, 2, 3]",
+]
+TINY_TEACHER_FOR_KD = [
+    "--teacher_channels=6",
+    "--teacher_depth=4",
+    "--teacher_attention_layers=[0, 1, 2, 3]",
+]
+# Files of a complete checkpoint of the teacher recipe.
+RECOVERABLES = ["model", "counter", "optimizer", "lr_scheduler"]
+FAST = ["--metric_jobs=1", "--num_workers=0", "--segment_seconds=1.0"]
+
+
+@pytest.fixture(scope="module")
+def data_folder(tmp_path_factory):
+    """A tiny generated dataset in the official 48 kHz layout."""
+    folder = tmp_path_factory.mktemp("mini_valentini")
+    make_mini_valentini(folder, n_train=6, n_test=2, seed=0)
+    return folder
+
+
+def run_recipe(script, hparams, *args, env=None, check=True):
+    """Runs a recipe script in a subprocess from the repository root."""
+    command = [PYTHON, str(RECIPES / script), str(REPO / "hparams" / hparams)]
+    result = subprocess.run(
+        [*command, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{script} failed ({result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def teacher_run(data_folder, tmp_path_factory):
+    """``train_teacher.py --debug`` with a tiny MANNER teacher.
+
+    ``--debug_persistently`` keeps the checkpoints in the output folder
+    (plain ``--debug`` sends them to a temporary folder), because the
+    distillation runs load this teacher from there.
+    """
+    out = tmp_path_factory.mktemp("teacher")
+    run_recipe(
+        "train_teacher.py",
+        "manner_teacher.yaml",
+        "--debug",
+        "--debug_persistently",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={out / 'prepared'}",
+        f"--output_folder={out / 'run'}",
+        *TINY_TEACHER,
+        *FAST,
+    )
+    return out
+
+
+def test_teacher_run_writes_checkpoint_and_test_report(teacher_run):
+    run = teacher_run / "run"
+    checkpoints = list((run / "save").glob("CKPT+*"))
+    assert checkpoints, "no checkpoint written"
+    assert (checkpoints[0] / "model.ckpt").is_file()
+    summary = json.loads((run / "test_summary.json").read_text())
+    for key in ("pesq", "stoi", "estoi", "csig", "cbak", "covl", "si_sdr"):
+        assert key in summary
+    rows = (run / "test_per_utterance.csv").read_text().splitlines()
+    assert rows[0].startswith("id,pesq")
+    assert len(rows) == 1 + 2  # header + two test utterances
+    assert len(list((run / "enhanced").glob("*.wav"))) == 2
+    log = (run / "train_log.txt").read_text()
+    assert "loss_supervised" in log and "pesq" in log
+
+
+def test_mvat_debug_run_logs_every_term(teacher_run, data_folder, tmp_path):
+    run_recipe(
+        "train_mvat.py",
+        "mvat.yaml",
+        "--debug",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={teacher_run / 'prepared'}",
+        f"--output_folder={tmp_path / 'mvat'}",
+        f"--teacher_source={teacher_run / 'run'}",
+        *TINY_TEACHER_FOR_KD,
+        *FAST,
+    )
+    log = (tmp_path / "mvat" / "train_log.txt").read_text()
+    for term in ("loss_supervised", "loss_mvat", "loss_output_kd"):
+        assert term in log, f"{term} missing from the training log"
+    assert (tmp_path / "mvat" / "test_summary.json").is_file()
+
+
+def test_mvat_without_teacher_says_how_to_get_one(data_folder, tmp_path):
+    result = run_recipe(
+        "train_mvat.py",
+        "mvat.yaml",
+        f"--data_folder={data_folder}",
+        f"--output_folder={tmp_path / 'mvat'}",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "train_teacher.py" in result.stderr
+    assert "--teacher_source" in result.stderr
+
+
+def test_mvat_with_wrong_teacher_size_is_a_clear_error(
+    teacher_run, data_folder, tmp_path
+):
+    result = run_recipe(
+        "train_mvat.py",
+        "mvat.yaml",
+        "--debug",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={teacher_run / 'prepared'}",
+        f"--output_folder={tmp_path / 'mvat'}",
+        f"--teacher_source={teacher_run / 'run'}",
+        "--teacher_channels=9",  # trained with 6
+        *FAST,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "do not fit MANNER" in result.stderr
+
+
+def test_killed_run_resumes_from_its_checkpoint(data_folder, tmp_path):
+    out = tmp_path / "resume"
+    args = [
+        PYTHON,
+        str(RECIPES / "train_teacher.py"),
+        str(REPO / "hparams" / "manner_teacher.yaml"),
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={tmp_path / 'prepared'}",
+        f"--output_folder={out}",
+        "--number_of_epochs=2",
+        "--batch_size=1",
+        "--segment_hop_seconds=0.25",
+        "--ckpt_interval_minutes=0",
+        "--ckpt_interval_steps=2",
+        "--save_enhanced=False",
+        *TINY_TEACHER,
+        *FAST,
+    ]
+    process = subprocess.Popen(
+        args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 300
+    intra_epoch = None
+    while time.time() < deadline and process.poll() is None:
+        for meta in (out / "save").glob("CKPT+*/CKPT.yaml"):
+            complete = is_complete(
+                types.SimpleNamespace(path=meta.parent), RECOVERABLES
+            )
+            if "intra_epoch_ckpt" in meta.read_text() and complete:
+                intra_epoch = meta.parent
+        if intra_epoch is not None:
+            break
+        time.sleep(0.05)
+    assert intra_epoch is not None, "no intra-epoch checkpoint appeared"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "test_summary.json").exists()
+
+    result = subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    run_log = (out / "log.txt").read_text()  # both runs append to it
+    # The first run started fresh; the second resumed (from the checkpoint
+    # seen above, or from a newer one if the kill came after it).
+    assert run_log.count("Would load a checkpoint here, but none found") == 1
+    assert "Loading a checkpoint from" in run_log
+    log = (out / "train_log.txt").read_text().splitlines()
+    epochs = [line.split(",")[0] for line in log if line.startswith("epoch")]
+    assert epochs == ["epoch: 1", "epoch: 2"], log
+    assert (out / "test_summary.json").is_file()
+
+
+def test_torchrun_two_processes_gloo(teacher_run, data_folder, tmp_path):
+    torchrun = pathlib.Path(PYTHON).parent / "torchrun"
+    command = [
+        str(torchrun),
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        str(RECIPES / "train_mvat.py"),
+        str(REPO / "hparams" / "mvat.yaml"),
+        "--debug",
+        "--distributed_backend=gloo",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={teacher_run / 'prepared'}",
+        f"--output_folder={tmp_path / 'ddp'}",
+        f"--teacher_source={teacher_run / 'run'}",
+        *TINY_TEACHER_FOR_KD,
+        *FAST,
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = (tmp_path / "ddp" / "train_log.txt").read_text()
+    assert "loss_mvat" in log
+    assert (tmp_path / "ddp" / "test_summary.json").is_file()
