@@ -16,22 +16,23 @@ logger = logging.getLogger(__name__)
 INCOMPLETE_PREFIX = "incomplete-"
 
 
-def is_complete(checkpoint, recoverable_names):
+def is_complete(checkpoint, required_names):
     """Tells whether every file of a checkpoint was written completely.
 
     Arguments
     ---------
     checkpoint : speechbrain.utils.checkpoints.Checkpoint
         The checkpoint (its ``path`` is the ``CKPT+...`` folder).
-    recoverable_names : iterable of str
-        Names of the checkpointer's recoverables; each is saved as
-        ``<name>.ckpt``.
+    required_names : iterable of str
+        Recoverables whose ``<name>.ckpt`` must exist (those SpeechBrain
+        would refuse to do without); any other ``.ckpt`` file present is
+        checked too.
 
     Returns
     -------
     bool
-        False if a file is missing or empty, or if a torch (zip) file
-        fails its CRC check.
+        False if a required file is missing, or a file present is empty
+        or a torch (zip) file that fails its CRC check.
 
     Example
     -------
@@ -41,24 +42,68 @@ def is_complete(checkpoint, recoverable_names):
     >>> ckpt = types.SimpleNamespace(path=folder)
     >>> is_complete(ckpt, ["model"])
     True
+    >>> is_complete(ckpt, ["model", "optimizer"])
+    False
     >>> _ = (folder / "model.ckpt").write_bytes(b"")
     >>> is_complete(ckpt, ["model"])
     False
     """
-    for name in recoverable_names:
-        path = checkpoint.path / f"{name}.ckpt"
-        if not path.is_file() or path.stat().st_size == 0:
+    for name in required_names:
+        if not (checkpoint.path / f"{name}.ckpt").is_file():
             return False
-        with open(path, "rb") as handle:
-            is_zip = handle.read(2) == b"PK"
-        if is_zip:
-            try:
-                with zipfile.ZipFile(path) as archive:
-                    if archive.testzip() is not None:
-                        return False
-            except zipfile.BadZipFile:
-                return False
-    return True
+    return all(_file_intact(path) for path in checkpoint.path.glob("*.ckpt"))
+
+
+def required_recoverables(checkpointer):
+    """Recoverables that SpeechBrain needs in a checkpoint to load it.
+
+    Optional ones (``optional_load``), data loaders (saved only by
+    checkpoint-aware loaders) and everything under ``allow_partial_load``
+    may be missing from a checkpoint that SpeechBrain loads fine.
+
+    Arguments
+    ---------
+    checkpointer : speechbrain.utils.checkpoints.Checkpointer
+        The run's checkpointer.
+
+    Returns
+    -------
+    list of str
+        The names whose files must be present.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> layer = torch.nn.Linear(1, 1)
+    >>> checkpointer = Checkpointer(tempfile.mkdtemp(), {"model": layer})
+    >>> checkpointer.add_recoverable("scaler", torch.nn.Linear(1, 1),
+    ...                              optional_load=True)
+    >>> required_recoverables(checkpointer)
+    ['model']
+    """
+    if getattr(checkpointer, "allow_partial_load", False):
+        return []
+    optional = getattr(checkpointer, "optional_recoverables", {})
+    return [
+        name
+        for name in checkpointer.recoverables
+        if not optional.get(name, False) and not name.startswith("dataloader")
+    ]
+
+
+def _file_intact(path):
+    """False for an empty file or a torch zip archive failing its CRCs."""
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"PK":
+            return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except zipfile.BadZipFile:
+        return False
 
 
 def set_aside_incomplete_checkpoints(checkpointer):
@@ -88,7 +133,7 @@ def set_aside_incomplete_checkpoints(checkpointer):
     >>> checkpointer.list_checkpoints()
     []
     """
-    names = list(checkpointer.recoverables)
+    names = required_recoverables(checkpointer)
     moved = []
     for checkpoint in checkpointer.list_checkpoints():
         if is_complete(checkpoint, names):

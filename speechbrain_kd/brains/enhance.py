@@ -42,7 +42,6 @@ from speechbrain.utils.distributed import (
 )
 
 from speechbrain_kd.brains.checkpoints import set_aside_incomplete_checkpoints
-
 from speechbrain_kd.metrics import ALL_METRICS, EnhancementMetricStats
 
 logger = logging.getLogger(__name__)
@@ -391,18 +390,23 @@ class EnhanceBrain(sb.Brain):
             logger.info("%s %s", stats_meta, stats)
 
     def on_fit_start(self):
-        """Sets incomplete checkpoints aside, then SpeechBrain's start.
+        """SpeechBrain's start, setting incomplete checkpoints aside.
 
-        SpeechBrain's ``on_fit_start`` registers the optimizers and
-        recovers the newest checkpoint; a run killed while saving would
-        leave a checkpoint that crashes that recovery.
+        As ``speechbrain.Brain.on_fit_start`` (compile, wrap for DDP,
+        create the optimizers, recover), except that checkpoints a killed
+        run left half-written are set aside once every recoverable
+        (optimizers and schedule included) is registered, so recovery
+        falls back to the newest complete checkpoint instead of crashing.
         """
+        self._compile()
+        self._wrap_distributed()
+        self.init_optimizers()
         if self.checkpointer is not None:
             run_on_main(
                 set_aside_incomplete_checkpoints,
                 kwargs={"checkpointer": self.checkpointer},
             )
-        super().on_fit_start()
+            self.checkpointer.recover_if_possible()
 
     # -- distributed ---------------------------------------------------------
     def _wrap_distributed(self):
@@ -464,7 +468,9 @@ class EnhanceBrain(sb.Brain):
                 "lr_scheduler needs the number of training batches: pass "
                 "a Dataset (not a DataLoader) to fit()"
             )
-        steps = math.ceil(batches / self.grad_accumulation_factor)
+        # SpeechBrain steps on full accumulations only and drops the rest
+        # of an epoch, hence the floor.
+        steps = max(1, batches // self.grad_accumulation_factor)
         epochs = self.hparams.epoch_counter.limit
         self.lr_scheduler = factory(self.optimizer, total_steps=steps * epochs)
         if self.checkpointer is not None:

@@ -20,8 +20,8 @@ and every term is logged separately (``loss_supervised``, ``loss_<name>``).
 Validation and test use the student alone.
 """
 
-import torch
 import speechbrain as sb
+import torch
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_kd.brains.enhance import EnhanceBrain
@@ -113,8 +113,12 @@ class KDBrain(EnhanceBrain):
                 "teacher_savedir", self.output_path("teacher")
             ),
         }
-        run_on_main(load_teacher, kwargs=kwargs, post_func=load_teacher,
-                    post_kwargs=kwargs)
+        run_on_main(
+            load_teacher,
+            kwargs=kwargs,
+            post_func=load_teacher,
+            post_kwargs=kwargs,
+        )
         return self.hparams.teacher
 
     def compute_forward(self, batch, stage):

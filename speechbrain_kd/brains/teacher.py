@@ -232,6 +232,7 @@ def load_teacher(model, source, savedir, max_key="pesq"):
         fetch_source, filename = str(path.parent), path.name
     else:
         fetch_source, filename = str(source), CHECKPOINT_NAMES[1]
+    pathlib.Path(savedir).mkdir(parents=True, exist_ok=True)
     pretrainer = Pretrainer(
         collect_in=savedir,
         loadables={"teacher": model},

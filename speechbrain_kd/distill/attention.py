@@ -146,12 +146,19 @@ def at_loss(
     length=None,
     eps=1e-12,
     reduction="mean",
+    time_reduction="sum",
 ):
     """Attention-transfer loss between student and teacher activations.
 
     ``‖F̂(A_T) − F̂(A_S)‖`` per utterance (Eq. 2), averaged over the batch.
-    ``distance="l1"`` is the sum of absolute differences over time,
-    ``"l2"`` the Euclidean norm of the difference (not squared).
+    With ``time_reduction="sum"`` (Eq. 2 as written) ``distance="l1"`` is
+    the sum of absolute differences over time and ``"l2"`` the Euclidean
+    norm of the difference (not squared). With ``time_reduction="mean"``
+    the differences are averaged over time instead, as in Zagoruyko &
+    Komodakis' reference code: mean absolute difference (``l1``) or mean
+    squared difference (``l2``). The sum grows like the square root of the
+    map length, so on 4-s segments it outweighs the enhancement loss by
+    about two orders of magnitude; the mean keeps the terms comparable.
 
     Several teacher activations (a list) give the dual-depth loss: the
     **sum** of the pairwise losses (each pair is one ``j`` of Eq. 4).
@@ -175,6 +182,8 @@ def at_loss(
         Lower bound of the normalising norm.
     reduction : str
         ``"mean"`` over the batch, ``"sum"``, or ``"none"`` for ``[B]``.
+    time_reduction : str
+        ``"sum"`` (the norm of Eq. 2) or ``"mean"`` over time (see above).
 
     Returns
     -------
@@ -187,12 +196,20 @@ def at_loss(
     >>> t = torch.tensor([[[0.0, 1.0]]])
     >>> at_loss(s, t, distance="l1")
     tensor(2.)
+    >>> at_loss(s, t, distance="l1", time_reduction="mean")
+    tensor(1.)
+    >>> at_loss(s, t, distance="l2", time_reduction="mean")
+    tensor(1.)
     >>> at_loss(s, [t, s], distance="l2")  # dual depth: sum over teachers
     tensor(1.4142)
     """
     if distance not in _DISTANCES:
         raise ValueError(
             f"distance must be one of {_DISTANCES}, got {distance!r}"
+        )
+    if time_reduction not in ("sum", "mean"):
+        raise ValueError(
+            f"time_reduction must be 'sum' or 'mean', got {time_reduction!r}"
         )
     s_map = attention_map(student_feat, p, normalize=False, length=length)
     total = None
@@ -207,10 +224,14 @@ def at_loss(
         s_hat = F.normalize(resample_map(s_map, size), dim=-1, eps=eps)
         t_hat = F.normalize(resample_map(t_map, size), dim=-1, eps=eps)
         t_hat = t_hat.to(s_hat.dtype)
-        if distance == "l1":
-            pair = (t_hat - s_hat).abs().sum(dim=-1)
+        diff = t_hat - s_hat
+        if time_reduction == "mean":
+            power = 1 if distance == "l1" else 2
+            pair = diff.abs().pow(power).mean(dim=-1)
+        elif distance == "l1":
+            pair = diff.abs().sum(dim=-1)
         else:
-            pair = torch.linalg.vector_norm(t_hat - s_hat, ord=2, dim=-1)
+            pair = torch.linalg.vector_norm(diff, ord=2, dim=-1)
         total = pair if total is None else total + pair
     if reduction == "mean":
         return total.mean()
@@ -234,6 +255,9 @@ class ATLoss(nn.Module):
         ``"max"`` (default), ``"min"``, ``"teacher"`` or ``"student"``.
     eps : float
         Lower bound of the normalising norm.
+    time_reduction : str
+        ``"sum"`` (Eq. 2 as written) or ``"mean"`` over time (see
+        :func:`at_loss`).
 
     Example
     -------
@@ -245,7 +269,14 @@ class ATLoss(nn.Module):
     torch.Size([])
     """
 
-    def __init__(self, p=2, distance="l1", common_length="max", eps=1e-12):
+    def __init__(
+        self,
+        p=2,
+        distance="l1",
+        common_length="max",
+        eps=1e-12,
+        time_reduction="sum",
+    ):
         super().__init__()
         if distance not in _DISTANCES:
             raise ValueError(
@@ -256,6 +287,7 @@ class ATLoss(nn.Module):
         self.distance = distance
         self.common_length = common_length
         self.eps = eps
+        self.time_reduction = time_reduction
 
     def forward(self, student_feat, teacher_feat, length=None):
         """Computes the loss.
@@ -282,12 +314,14 @@ class ATLoss(nn.Module):
             common_length=self.common_length,
             length=length,
             eps=self.eps,
+            time_reduction=self.time_reduction,
         )
 
     def extra_repr(self):
         return (
             f"p={self.p}, distance={self.distance!r}, "
-            f"common_length={self.common_length!r}"
+            f"common_length={self.common_length!r}, "
+            f"time_reduction={self.time_reduction!r}"
         )
 
 
