@@ -122,7 +122,7 @@ def resolve_checkpoint_file(source, max_key="pesq"):
         )
         for name in CHECKPOINT_NAMES:
             if (checkpoint.path / name).is_file():
-                logger.info("Teacher checkpoint: %s", checkpoint.path)
+                logger.info("Using checkpoint %s", checkpoint.path)
                 return checkpoint.path / name
     raise TeacherLoadError(
         f"teacher_source {folder} holds no model checkpoint (looked for "
@@ -132,7 +132,7 @@ def resolve_checkpoint_file(source, max_key="pesq"):
     )
 
 
-def check_state_dict(model, state_dict, source):
+def check_state_dict(model, state_dict, source, role="teacher", hint=None):
     """Loads ``state_dict`` into ``model`` strictly, with a clear error.
 
     Arguments
@@ -143,6 +143,11 @@ def check_state_dict(model, state_dict, source):
         Parameters read from the teacher's checkpoint.
     source : str
         Where the parameters came from (used in the error message).
+    role : str
+        What the parameters are for (first words of the error message).
+    hint : str, optional
+        Advice ending the error message (default: check the teacher's
+        model hyperparameters).
 
     Raises
     ------
@@ -175,11 +180,15 @@ def check_state_dict(model, state_dict, source):
             problems.append(f"unexpected keys {_head(unexpected)}")
         if wrong_shape:
             problems.append(f"shape mismatch for {_head(wrong_shape)}")
+        if hint is None:
+            hint = (
+                "Check that the teacher's model hyperparameters (preset, "
+                "channels, depth, attention layers) match the ones it was "
+                "trained with."
+            )
         raise TeacherLoadError(
-            f"teacher parameters from {source} do not fit "
-            f"{type(model).__name__}: {'; '.join(problems)}. Check that the "
-            "teacher's model hyperparameters (preset, channels, depth, "
-            "attention layers) match the ones it was trained with."
+            f"{role} parameters from {source} do not fit "
+            f"{type(model).__name__}: {'; '.join(problems)}. {hint}"
         )
     model.load_state_dict(state_dict, strict=True)
 

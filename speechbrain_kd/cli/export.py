@@ -1,0 +1,116 @@
+"""``speechbrain-kd export``: a trained model as a hub-ready folder.
+
+Writes ``enhance_model.ckpt``, ``hyperparams.yaml``, ``config.json``,
+``example.wav`` (with its input ``example_noisy.wav``) and a ``README.md``
+model card; see :func:`speechbrain_kd.export.export_model`.
+
+Example
+-------
+>>> from speechbrain_kd.cli import main
+>>> main(["export", "--help"])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+SystemExit: 0
+"""
+
+
+def add_parser(subparsers):
+    """Registers ``export`` on the top-level parser.
+
+    Arguments
+    ---------
+    subparsers : argparse._SubParsersAction
+        The subparsers of the ``speechbrain-kd`` parser.
+
+    Example
+    -------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_parser(parser.add_subparsers())
+    >>> args = parser.parse_args(
+    ...     ["export", "--hparams", "h.yaml", "--checkpoint", "run",
+    ...      "--output", "out"])
+    >>> args.key, args.force, args.example_input
+    ('model', False, None)
+    """
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained model as a hub-ready model folder",
+        description="Export the module under --key of a training run "
+        "(default: model, the student of a KD run) as a folder that "
+        "KDEnhancement.from_hparams loads, locally or from the "
+        "HuggingFace hub: enhance_model.ckpt, hyperparams.yaml "
+        "(inference only), config.json, example.wav and a README.md "
+        "model card.",
+    )
+    parser.add_argument(
+        "--hparams",
+        required=True,
+        metavar="OUTPUT_FOLDER/hyperparams.yaml",
+        help="the hyperparams.yaml saved in the training output folder",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT_OR_OUTPUT_FOLDER",
+        help="a training output folder (best validation PESQ checkpoint), "
+        "a CKPT+... folder or a .ckpt file",
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="DIR", help="folder to write"
+    )
+    parser.add_argument(
+        "--key",
+        default="model",
+        help="key of the module in the hparams (default: model; e.g. "
+        "teacher, or outer.inner)",
+    )
+    parser.add_argument(
+        "--example-input",
+        default=None,
+        metavar="WAV",
+        help="noisy wav enhanced into example.wav (default: a synthetic "
+        "3-s speech-like clip in babble noise)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty output folder",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for the RTF in the model card (default: 1)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    """Exports the model and prints the output folder.
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        Parsed arguments of ``export``.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+    """
+    from speechbrain_kd.export import export_model
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    output = export_model(
+        args.hparams,
+        args.checkpoint,
+        args.output,
+        key=args.key,
+        example_input=args.example_input,
+        force=args.force,
+        rtf_threads=args.threads,
+    )
+    print(f"Exported {args.key} to {output}")
+    return 0
