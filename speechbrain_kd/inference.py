@@ -395,6 +395,29 @@ class KDEnhancement(Pretrained):
             weight_sum[start : start + chunk] += weights
         return output.div_(weight_sum)
 
+    def enhance_streaming(self, wav, block_hops=1, piece_seconds=0.1):
+        """Enhances a 1-D waveform as a stream of small pieces.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            ``[time]`` at the model's rate.
+        block_hops : int
+            Streaming block size in native hops.
+        piece_seconds : float
+            Size of the pieces fed to the stream.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[time]``: equal to the offline output of a causal model.
+        """
+        streamer = StreamingEnhancer(self, block_hops=block_hops)
+        piece = max(1, int(piece_seconds * self.sample_rate))
+        outs = [streamer.process(chunk) for chunk in wav.split(piece)]
+        outs.append(streamer.flush())
+        return torch.cat(outs)
+
     def enhance_file(
         self,
         path,
@@ -402,6 +425,8 @@ class KDEnhancement(Pretrained):
         keep_rate=False,
         chunk_seconds=None,
         overlap_seconds=None,
+        streaming=False,
+        block_hops=1,
     ):
         """Enhances an audio file (any rate, any number of channels).
 
@@ -425,6 +450,13 @@ class KDEnhancement(Pretrained):
             See :meth:`enhance_batch`.
         overlap_seconds : float, optional
             See :meth:`enhance_batch`.
+
+        streaming : bool
+            Feed the file through :class:`StreamingEnhancer` in 0.1-s
+            pieces, as a live stream would be (causal models with a step
+            API only); the result equals the offline output.
+        block_hops : int
+            Streaming block size in native hops.
 
         Returns
         -------
@@ -461,11 +493,14 @@ class KDEnhancement(Pretrained):
             noisy = torchaudio.functional.resample(
                 noisy, rate, self.sample_rate
             )
-        enhanced = self.enhance_batch(
-            noisy.unsqueeze(0),
-            chunk_seconds=chunk_seconds,
-            overlap_seconds=overlap_seconds,
-        )[0]
+        if streaming:
+            enhanced = self.enhance_streaming(noisy, block_hops=block_hops)
+        else:
+            enhanced = self.enhance_batch(
+                noisy.unsqueeze(0),
+                chunk_seconds=chunk_seconds,
+                overlap_seconds=overlap_seconds,
+            )[0]
         out_rate = self.sample_rate
         if keep_rate and rate != self.sample_rate:
             enhanced = torchaudio.functional.resample(
@@ -632,3 +667,122 @@ def write_interface_config(folder, **extra):
     path = pathlib.Path(folder) / "config.json"
     path.write_text(json.dumps({**INTERFACE_CONFIG, **extra}, indent=2) + "\n")
     return path
+
+
+class StreamingEnhancer:
+    """Streams audio of any piece size through a causal model.
+
+    The model must offer the step API of
+    :class:`speechbrain_kd.lobes.rt_senet.RTSENet`: ``hop`` (samples per
+    step), ``init_state(batch_size)``, ``forward_step(chunk, state)`` for
+    chunks of a whole number of hops, and ``latency_ms(sample_rate)``.
+    Pieces are buffered; every complete block is processed at once and
+    its output returned. :meth:`flush` zero-pads the last partial block,
+    crops the output to the total input length and starts a new signal.
+    The concatenated output equals the model's offline output (the model
+    is put in eval mode; everything runs under ``torch.no_grad()``).
+
+    Arguments
+    ---------
+    model : torch.nn.Module or KDEnhancement
+        A causal model with the step API, or a loaded ``KDEnhancement``
+        whose ``enhance_model`` has it.
+    block_hops : int
+        Hops per processing block: 1 processes every native hop as soon
+        as it is complete (lowest latency); larger blocks cost less per
+        sample and add ``(block_hops - 1) * hop`` samples of latency.
+    sample_rate : int
+        Sample rate of the audio (for :attr:`latency_ms`).
+
+    Example
+    -------
+    >>> from speechbrain_kd.lobes.rt_senet import RTSENet
+    >>> model = RTSENet(channels=6, depth=2, attention_layers=()).eval()
+    >>> streamer = StreamingEnhancer(model)
+    >>> x = torch.randn(50)
+    >>> a = streamer.process(x[:20]); b = streamer.process(x[20:])
+    >>> out = torch.cat([a, b, streamer.flush()])
+    >>> out.shape, bool((out - model(x[None])[0]).abs().max() < 1e-5)
+    (torch.Size([50]), True)
+    >>> streamer.latency_ms
+    1.0
+    """
+
+    def __init__(self, model, block_hops=1, sample_rate=16000):
+        if isinstance(model, Pretrained):
+            sample_rate = model.hparams.sample_rate
+            model = model.mods.enhance_model
+        for name in ("hop", "init_state", "forward_step"):
+            if not hasattr(model, name):
+                raise ValueError(
+                    f"{type(model).__name__} has no {name!r}: streaming "
+                    "needs a causal model with a step API (e.g. RTSENet); "
+                    "use KDEnhancement.enhance_file for offline models"
+                )
+        if int(block_hops) < 1:
+            raise ValueError(f"block_hops must be >= 1, got {block_hops}")
+        self.model = model.eval()
+        self.block = int(model.hop) * int(block_hops)
+        self.sample_rate = sample_rate
+        self.reset()
+
+    @property
+    def latency_ms(self):
+        """Algorithmic latency: the model's plus the block buffering."""
+        extra = (self.block - self.model.hop) * 1000.0 / self.sample_rate
+        return self.model.latency_ms(self.sample_rate) + extra
+
+    def reset(self):
+        """Forgets the current signal and starts a new one."""
+        self.state = self.model.init_state(1)
+        self.pending = torch.zeros(0)
+        self.length_in = 0
+        self.length_out = 0
+
+    def _step(self, samples):
+        with torch.no_grad():
+            out, self.state = self.model.forward_step(samples[None], self.state)
+        self.length_out += out.shape[-1]
+        return out[0]
+
+    def process(self, samples):
+        """Adds samples; returns the output samples completed so far.
+
+        Arguments
+        ---------
+        samples : torch.Tensor
+            ``[time]`` mono samples at the model's rate (any length).
+
+        Returns
+        -------
+        torch.Tensor
+            A whole number of blocks of output samples (possibly none).
+        """
+        samples = torch.as_tensor(samples, dtype=torch.float32).reshape(-1)
+        self.length_in += samples.shape[0]
+        samples = torch.cat([self.pending, samples])
+        ready = samples.shape[0] - samples.shape[0] % self.block
+        self.pending = samples[ready:]
+        if ready == 0:
+            return samples.new_zeros(0)
+        return self._step(samples[:ready])
+
+    def flush(self):
+        """Processes the zero-padded remainder and ends the signal.
+
+        Returns
+        -------
+        torch.Tensor
+            The last output samples: in total, as many as were input.
+        """
+        remaining = self.length_in - self.length_out
+        out = torch.zeros(0)
+        if self.pending.shape[0]:
+            hop = self.model.hop
+            padded_length = -(-self.pending.shape[0] // hop) * hop
+            padded = torch.nn.functional.pad(
+                self.pending, (0, padded_length - self.pending.shape[0])
+            )
+            out = self._step(padded)[:remaining]
+        self.reset()
+        return out

@@ -7,10 +7,10 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
+from speechbrain_kd.inference import StreamingEnhancer
 from speechbrain_kd.lobes.rt_senet import (
     CausalMultiViewAttention,
     RTSENet,
-    StreamingBuffer,
 )
 
 MODELS = pathlib.Path(__file__).resolve().parents[1] / "hparams" / "models"
@@ -65,13 +65,13 @@ def test_preset_latency():
 
 
 @pytest.mark.parametrize("name", ["rt_senet_s", "rt_senet_m"])
-def test_streaming_buffer_equals_offline(name):
+def test_streaming_enhancer_equals_offline(name):
     model = preset(name)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(48000, generator=generator)
     with torch.no_grad():
         reference = model(x[None])[0]
-    buffer = StreamingBuffer(model)
+    buffer = StreamingEnhancer(model)
     outs, start = [], 0
     while start < x.shape[0]:
         size = int(torch.randint(1, 16001, (1,), generator=generator))

@@ -67,6 +67,18 @@ def add_parser(subparsers):
     )
     parser.add_argument("--output-dir", required=True)
     parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="enhance as a live stream (causal models such as RT-SENet): "
+        "0.1-s pieces through StreamingEnhancer; equals offline output",
+    )
+    parser.add_argument(
+        "--block-hops",
+        type=int,
+        default=1,
+        help="streaming block size in native hops (latency vs cost)",
+    )
+    parser.add_argument(
         "--device", default="cpu", help="torch device (default: cpu)"
     )
     parser.add_argument(
@@ -197,6 +209,8 @@ def run(args):
                 keep_rate=args.keep_rate,
                 chunk_seconds=args.chunk_seconds,
                 overlap_seconds=args.overlap_seconds,
+                streaming=args.streaming,
+                block_hops=args.block_hops,
             )
         except (ValueError, RuntimeError, OSError) as error:
             failed.append((path, str(error)))

@@ -7,6 +7,8 @@
 * :func:`mvat_pairs`, :func:`single_view_pairs` — tap pairs for MANNER.
 * :class:`FeatureDistillTerm`, :class:`OutputDistillTerm`,
   :func:`collect_taps` — distillation terms declared in yaml.
+* :class:`SimilarityLoss`, :func:`similarity_loss` — CNNC-Distill
+  time-by-time feature-similarity loss (works across network widths).
 """
 
 from speechbrain_kd.distill.attention import (
@@ -17,6 +19,12 @@ from speechbrain_kd.distill.attention import (
     mvat_pairs,
     resample_map,
     single_view_pairs,
+)
+from speechbrain_kd.distill.similarity import (
+    SimilarityLoss,
+    resample_frames,
+    similarity_loss,
+    similarity_matrix,
 )
 from speechbrain_kd.distill.taps import FeatureTaps, unwrap_model
 from speechbrain_kd.distill.terms import (
@@ -31,11 +39,15 @@ __all__ = [
     "FeatureDistillTerm",
     "FeatureTaps",
     "OutputDistillTerm",
+    "SimilarityLoss",
     "at_loss",
     "attention_map",
     "collect_taps",
     "mvat_pairs",
+    "resample_frames",
     "resample_map",
+    "similarity_loss",
+    "similarity_matrix",
     "single_view_pairs",
     "unwrap_model",
 ]
