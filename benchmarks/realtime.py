@@ -47,9 +47,9 @@ def preset(name):
     return load_module_from_hparams(MODELS / f"{name}.yaml").eval()
 
 
-def stream_once(model, audio, block_hops, sample_rate):
+def stream_once(model, audio, block_hops, sample_rate, compile=False):
     """Streams ``audio`` block by block; returns per-block seconds."""
-    streamer = StreamingEnhancer(model, block_hops, sample_rate)
+    streamer = StreamingEnhancer(model, block_hops, sample_rate, compile)
     times = []
     for block in audio.split(streamer.block):
         start = time.perf_counter()
@@ -78,19 +78,22 @@ def main():
     rows = []
     for name in ("rt_senet_s", "rt_senet_m"):
         model = preset(name)
-        for block_hops in args.blocks:
-            stream_once(model, audio[: 16 * model.hop], block_hops, 16000)
+        cases = [(b, False) for b in args.blocks]
+        cases += [(b, True) for b in args.blocks]
+        for block_hops, compiled in cases:
             per_block, streamer = [], None
-            for _ in range(args.repeats):
+            for repeat in range(args.repeats + 1):
                 times, streamer = stream_once(
-                    model, audio, block_hops, args.sample_rate
+                    model, audio, block_hops, args.sample_rate, compiled
                 )
-                per_block.extend(times)
+                if repeat:  # the first pass warms up
+                    per_block.extend(times)
             block_s = streamer.block / args.sample_rate
             median = statistics.median(per_block)
+            how = "TorchScript" if compiled else "eager"
             rows.append(
                 (
-                    f"{name} streaming, block {streamer.block}",
+                    f"{name} stream {how}, block {streamer.block}",
                     f"{median * 1000:.2f} ms / {block_s * 1000:.0f} ms",
                     median / block_s,
                     f"{streamer.latency_ms:.1f}",
@@ -115,11 +118,11 @@ def main():
         f"{args.threads} thread(s), median over {args.repeats} runs"
     )
     print(
-        f"| {'model':<36} | {'time per block':>22} | {'RTF':>6} | latency ms |"
+        f"| {'model':<42} | {'time per block':>22} | {'RTF':>6} | latency ms |"
     )
-    print(f"|{'-' * 38}|{'-' * 24}|{'-' * 8}|{'-' * 12}|")
+    print(f"|{'-' * 44}|{'-' * 24}|{'-' * 8}|{'-' * 12}|")
     for label, per, rtf, latency in rows:
-        print(f"| {label:<36} | {per:>22} | {rtf:>6.3f} | {latency:>10} |")
+        print(f"| {label:<42} | {per:>22} | {rtf:>6.3f} | {latency:>10} |")
     print("targets: RT-SENet-S streaming RTF <= 0.1 with latency <= 32 ms")
 
 

@@ -157,3 +157,17 @@ def test_gradients_flow():
 def test_ma_block_rejects_bad_channels():
     with pytest.raises(ValueError, match="multiple of 3"):
         CausalMultiViewAttention(8)
+
+
+def test_compiled_streaming_equals_offline():
+    model = preset("rt_senet_s")
+    x = torch.randn(5000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        reference = model(x[None])[0]
+    streamer = StreamingEnhancer(model, block_hops=8, compile=True)
+    assert streamer.compiled_step is not None
+    out = torch.cat(
+        [streamer.process(p) for p in x.split(777)] + [streamer.flush()]
+    )
+    assert out.shape == x.shape
+    assert (out - reference).abs().max() <= 1e-5
