@@ -220,20 +220,14 @@ def model_costs(hparams_file, overrides, key="model"):
         count_macs,
         count_parameters,
         load_module_from_hparams,
+        make_example_input,
     )
 
     model = load_module_from_hparams(hparams_file, key, overrides=overrides)
     return {
         "params": count_parameters(model)["total"],
-        "macs_per_second": count_macs(model, torch_ones(16000)),
+        "macs_per_second": count_macs(model, make_example_input(model, 1.0)),
     }
-
-
-def torch_ones(samples):
-    """A ``[1, samples]`` input of ones (MAC counts do not depend on it)."""
-    import torch
-
-    return torch.ones(1, samples)
 
 
 def noisy_scores(test_manifest):

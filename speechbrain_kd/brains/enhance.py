@@ -509,25 +509,3 @@ def _finite(value):
 def _is_nan(value):
     """True for float NaN."""
     return isinstance(value, float) and math.isnan(value)
-
-
-def unwrap(module):
-    """The module inside a DDP/DataParallel wrapper (or itself).
-
-    Arguments
-    ---------
-    module : torch.nn.Module
-        A possibly wrapped module.
-
-    Returns
-    -------
-    torch.nn.Module
-        The inner module.
-
-    Example
-    -------
-    >>> layer = torch.nn.Linear(1, 1)
-    >>> unwrap(torch.nn.DataParallel(layer)) is layer
-    True
-    """
-    return getattr(module, "module", module)
