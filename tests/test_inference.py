@@ -399,7 +399,8 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 """
 
 
-def test_enhance_streaming_cli_equals_offline(tmp_path):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_enhance_streaming_cli_equals_offline(tmp_path, compiled):
     from speechbrain_kd.lobes.rt_senet import RTSENet
 
     torch.manual_seed(0)
@@ -423,6 +424,7 @@ def test_enhance_streaming_cli_equals_offline(tmp_path):
             "--block-hops",
             "3",
         ]
+        + (["--compile"] if compiled else [])
     )
     assert status == 0
     streamed, rate = soundfile.read(tmp_path / "out" / "a.wav")

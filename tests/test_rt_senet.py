@@ -9,15 +9,17 @@ from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_kd.inference import StreamingEnhancer
 from speechbrain_kd.lobes.rt_senet import (
+    CausalConvTranspose1d,
+    CausalDepthwise,
     CausalMultiViewAttention,
     RTSENet,
 )
 
 MODELS = pathlib.Path(__file__).resolve().parents[1] / "hparams" / "models"
 PRESET_PARAMS = {
-    "rt_senet_s": 230_137,
-    "rt_senet_m": 889_489,
-    "rt_senet_l": 6_202_264,
+    "rt_senet_s": 229_633,
+    "rt_senet_m": 888_481,
+    "rt_senet_l": 6_199_564,
 }
 
 
@@ -30,25 +32,41 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def trained_like(model):
+    """Random BN statistics and affine maps, as after training: the
+    streaming paths fold BN into kernels, which identity BN would hide."""
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            size = module.num_features
+            uniform = torch.rand(4, size, generator=generator)
+            module.running_mean.copy_(uniform[0] - 0.5)
+            module.running_var.copy_(0.5 + 1.5 * uniform[1])
+            module.weight.data.copy_(0.5 + uniform[2])
+            module.bias.data.copy_(0.4 * uniform[3] - 0.2)
+    return model.eval()
+
+
 @functools.lru_cache(maxsize=None)
 def preset(name):
-    """Loads a preset in eval mode (seeded, cached)."""
+    """Loads a preset in eval mode (seeded, cached, trained-like BN)."""
     torch.manual_seed(0)
     with open(MODELS / f"{name}.yaml") as stream:
         model = load_hyperpyyaml(stream)["model"]
-    return model.eval()
+    return trained_like(model)
 
 
 def small_model():
     """A tiny model with MA blocks in both layers."""
     torch.manual_seed(0)
-    return RTSENet(
+    model = RTSENet(
         channels=6,
         depth=2,
         attention_layers=(0, 1),
         pool_window=8,
         attention_window=4,
-    ).eval()
+    )
+    return trained_like(model)
 
 
 @pytest.mark.parametrize("name", sorted(PRESET_PARAMS))
@@ -171,3 +189,28 @@ def test_compiled_streaming_equals_offline():
     )
     assert out.shape == x.shape
     assert (out - reference).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("kernel_size,stride", [(8, 4), (6, 4), (4, 4)])
+def test_transposed_conv_polyphase_stream_equals_offline(kernel_size, stride):
+    torch.manual_seed(0)
+    layer = CausalConvTranspose1d(3, 2, kernel_size, stride).eval()
+    x = torch.randn(1, 3, 12)
+    with torch.no_grad():
+        offline = layer(x)
+        state = {layer.state_key: layer.init_state(1)}
+        pieces = [layer(piece, state) for piece in x.split([5, 1, 6], -1)]
+    assert offline.shape == (1, 2, 12 * stride)
+    assert torch.allclose(torch.cat(pieces, -1), offline, atol=1e-6)
+
+
+def test_depthwise_stream_folds_eval_batch_norm():
+    torch.manual_seed(0)
+    layer = trained_like(CausalDepthwise(4, 5))
+    layer.conv.state_key = "dw"
+    x = torch.randn(1, 4, 20)
+    with torch.no_grad():
+        offline = layer(x)
+        state = {"dw": layer.conv.init_state(1)}
+        pieces = [layer(piece, state) for piece in x.split([7, 13], -1)]
+    assert torch.allclose(torch.cat(pieces, -1), offline, atol=1e-6)

@@ -67,7 +67,7 @@ hop block j depends on input hop blocks ``<= j`` and nothing later.
 
 Causal multi-view attention (:class:`CausalMultiViewAttention`)
 --------------------------------------------------------------
-Like MANNER's MA block (three 1x1 BasicConv branches C -> C/3, taps
+Like MANNER's MA block (three 1x1 conv + BN + ReLU branches C -> C/3, taps
 ``channel_view``, ``global_view``, ``local_view`` giving
 ``[batch, C/3, time]``, per-branch k3 BasicConv (here causal, left pad 2),
 concat, 1x1 + BN, shortcut + gate), but frame-causal, without chunking:
@@ -91,6 +91,22 @@ concat, 1x1 + BN, shortcut + gate), but frame-causal, without chunking:
 BatchNorm: in eval mode a per-channel affine map (causal, streaming
 exact); in training mode its batch statistics span the time axis (as in
 every BN-based causal enhancer): streaming is an eval-mode feature.
+
+Cost of a streaming step
+------------------------
+A step of 8 hops has 8 to 128 frames per layer, so on a CPU it costs
+per operator call, not per multiply. Layers that read the same input
+are therefore one convolution whose output is split (ResCon's first
+pointwise conv and shortcut: ``rescon.entry``; the MA block's three
+branch projections and shortcut: ``attention.proj``; global attention's
+``qkv``) -- the same function as separate layers, since BN is per
+channel. In streaming mode the depthwise convs run as
+unfold-multiply-sum with the eval BN folded in and the transposed convs
+in polyphase form (plain conv + reshape), both several times cheaper
+than oneDNN's kernels on a few frames; offline (training) uses the
+convolutions. Traced with TorchScript (``StreamingEnhancer(...,
+compile=True)``), RT-SENet-S processes 32 ms blocks in ~2.5-3 ms on one
+CPU thread (``benchmarks/realtime.py``).
 
 Module names: as MANNER (``in_conv``, ``encoder.{i}``, ``bottleneck``,
 ``decoder.{i}``, ``mask_gate``, ``out_conv``; MA taps at
@@ -169,7 +185,9 @@ class CausalLayer(nn.Module):
             ctx = x.new_zeros(x.shape[0], x.shape[1], self.context)
         full = torch.cat([ctx, x], dim=-1)
         if state is not None:
-            state[self.state_key] = full[..., full.shape[-1] - self.context :]
+            # Constant (negative) slice bounds keep shape arithmetic out
+            # of a traced step.
+            state[self.state_key] = full[..., -self.context :]
         return full
 
     def init_state(self, batch_size=1, device=None, dtype=None):
@@ -301,6 +319,8 @@ class CausalConvTranspose1d(CausalLayer):
         self.stride = stride
         self.context = math.ceil(kernel_size / stride) - 1
         self.state_channels = in_channels
+        self.start = self.context * stride  # output of the context frames
+        self.end = stride - kernel_size or None  # drops the last k - s
 
     def forward(self, x, state=None):
         """Upsamples by ``stride``.
@@ -317,10 +337,40 @@ class CausalConvTranspose1d(CausalLayer):
         torch.Tensor
             ``[batch, out_channels, stride * frames]``.
         """
-        frames = x.shape[-1]
-        y = self.conv(self.with_context(x, state))
-        start = self.context * self.stride
-        return y[..., start : start + self.stride * frames]
+        full = self.with_context(x, state)
+        if state is None:
+            return self.conv(full)[..., self.start : self.end]
+        # Streaming: the same map in polyphase form, a plain conv with
+        # ``stride`` outputs per frame (CPU transposed convs cost several
+        # times more per call on a few frames).
+        weight, bias = self.polyphase_weights()
+        y = F.conv1d(full, weight, bias)  # [batch, out * stride, frames]
+        return y.unflatten(1, (-1, self.stride)).transpose(2, 3).flatten(2)
+
+    def polyphase_weights(self):
+        """The transposed conv as a conv with ``stride`` output phases.
+
+        Output sample ``stride * q + r`` of channel o is output channel
+        ``o * stride + r`` at frame q of a causal conv over frames
+        ``q - context .. q`` (kernel ``context + 1``).
+
+        Returns
+        -------
+        weight : torch.Tensor
+            ``[out * stride, in, context + 1]``.
+        bias : torch.Tensor or None
+            ``[out * stride]``.
+        """
+        weight = self.conv.weight  # [in, out, kernel]
+        taps = self.context + 1
+        in_ch, out_ch, kernel = weight.shape
+        weight = F.pad(weight, (0, taps * self.stride - kernel))
+        weight = weight.view(in_ch, out_ch, taps, self.stride).flip(2)
+        weight = weight.permute(1, 3, 0, 2).reshape(-1, in_ch, taps)
+        bias = self.conv.bias
+        if bias is not None:
+            bias = bias.repeat_interleave(self.stride)
+        return weight, bias
 
 
 class CausalBasicConv(nn.Module):
@@ -428,16 +478,31 @@ class CausalDepthwise(nn.Module):
         torch.Tensor
             ``[batch, channels, time]``.
         """
-        return F.silu(self.norm(self.conv(x, state)))
+        if state is None or self.norm.training:
+            return F.silu(self.norm(self.conv(x, state)))
+        # A streaming step has few frames; oneDNN's depthwise conv costs
+        # ~90 us per call whatever the length, unfold-multiply-sum with
+        # the (eval) BN folded into the kernel a quarter of that. Same
+        # function as conv + BN up to float rounding.
+        full = self.conv.with_context(x, state)
+        norm = self.norm
+        scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+        weight = self.conv.conv.weight[:, 0, None, :] * scale[:, None, None]
+        shift = (norm.bias - norm.running_mean * scale)[:, None]
+        y = (full.unfold(-1, weight.shape[-1], 1) * weight).sum(-1) + shift
+        return F.silu(y)
 
 
 class CausalResCon(nn.Module):
     """MANNER's ResCon with a causal depthwise convolution.
 
-    Pointwise Conv(X -> 2X, bias) + BN + GLU -> causal depthwise
+    Pointwise Conv(X -> 2X) + BN + GLU -> causal depthwise
     Conv(X, k, no bias) + BN + Swish -> pointwise Conv(X -> Y, bias) + BN
     + Swish -> Conv1x1(Y -> Y, no bias) + BN; plus a Conv1x1 + BN
-    shortcut; then ReLU.
+    shortcut; then ReLU. The first pointwise conv and the shortcut read
+    the same input, so they are one ``entry`` Conv(X -> 2X + Y) + BN
+    whose output is split (the same function as two convs, since BN is
+    per channel; one operator less per streaming step).
 
     Arguments
     ---------
@@ -457,10 +522,10 @@ class CausalResCon(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size=31):
         super().__init__()
         x_ch, y_ch = in_channels, out_channels
-        self.pointwise1 = nn.Sequential(
-            nn.Conv1d(x_ch, 2 * x_ch, 1, bias=True),
-            nn.BatchNorm1d(2 * x_ch),
-            nn.GLU(dim=1),
+        self.split = (2 * x_ch, y_ch)
+        self.entry = nn.Sequential(
+            nn.Conv1d(x_ch, 2 * x_ch + y_ch, 1, bias=False),
+            nn.BatchNorm1d(2 * x_ch + y_ch),
         )
         self.depthwise = CausalDepthwise(x_ch, kernel_size)
         self.pointwise2 = nn.Sequential(
@@ -469,7 +534,6 @@ class CausalResCon(nn.Module):
             nn.SiLU(),
         )
         self.conv = BasicConv(y_ch, y_ch, 1, relu=False)
-        self.shortcut = BasicConv(x_ch, y_ch, 1, relu=False)
 
     def forward(self, x, state=None):
         """Runs the block.
@@ -486,9 +550,10 @@ class CausalResCon(nn.Module):
         torch.Tensor
             ``[batch, out_channels, time]``.
         """
-        y = self.depthwise(self.pointwise1(x), state)
+        gated, shortcut = self.entry(x).split(self.split, dim=1)
+        y = self.depthwise(F.glu(gated, dim=1), state)
         y = self.pointwise2(y)
-        return F.relu(self.conv(y) + self.shortcut(x))
+        return F.relu(self.conv(y) + shortcut)
 
 
 class CausalChannelAttention(CausalLayer):
@@ -538,17 +603,23 @@ class CausalChannelAttention(CausalLayer):
             ``[batch, channels, time]``.
         """
         full = self.with_context(x, state)
-        avg = F.avg_pool1d(full, self.window, stride=1)
-        peak = F.max_pool1d(full, self.window, stride=1)
-        weights = self.mlp(avg.transpose(1, 2)) + self.mlp(peak.transpose(1, 2))
-        return x * torch.sigmoid(weights).transpose(1, 2)
+        pooled = torch.cat(
+            [
+                F.avg_pool1d(full, self.window, stride=1),
+                F.max_pool1d(full, self.window, stride=1),
+            ],
+            dim=-1,
+        )
+        avg_weights, peak_weights = self.mlp(pooled.transpose(1, 2)).chunk(2, 1)
+        return x * torch.sigmoid(avg_weights + peak_weights).transpose(1, 2)
 
 
 class CausalGlobalAttention(CausalLayer):
     """Single-head attention over frames in a causal sliding window.
 
     Frame t attends to frames ``t - window .. t``; the embedding is the
-    ``channels`` of a frame; bias-free Q/K/V/out projections. Frames
+    ``channels`` of a frame; bias-free Q/K/V (one ``qkv`` Linear) and
+    out projections. Frames
     before the start are zero frames.
 
     Arguments
@@ -566,13 +637,13 @@ class CausalGlobalAttention(CausalLayer):
 
     def __init__(self, channels, window=32):
         super().__init__()
-        self.query = nn.Linear(channels, channels, bias=False)
-        self.key = nn.Linear(channels, channels, bias=False)
-        self.value = nn.Linear(channels, channels, bias=False)
+        # Query, key and value projections as one Linear(C -> 3C).
+        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
         self.out = nn.Linear(channels, channels, bias=False)
         self.window = window
         self.context = window
         self.state_channels = channels
+        self.scale = 1.0 / math.sqrt(channels)
 
     def forward(self, x, state=None):
         """Attends over the past window of every frame.
@@ -589,14 +660,14 @@ class CausalGlobalAttention(CausalLayer):
         torch.Tensor
             ``[batch, channels, time]``.
         """
-        frames = x.shape[-1]
         seq = self.with_context(x, state).transpose(1, 2)
-        query = self.query(seq[:, seq.shape[1] - frames :])
+        query, keys, values = self.qkv(seq).chunk(3, dim=-1)
+        query = query[:, self.context :]
         # [batch, time, channels, window + 1]
-        keys = self.key(seq).unfold(1, self.window + 1, 1)
-        values = self.value(seq).unfold(1, self.window + 1, 1)
+        keys = keys.unfold(1, self.window + 1, 1)
+        values = values.unfold(1, self.window + 1, 1)
         scores = torch.einsum("btc,btcw->btw", query, keys)
-        weights = torch.softmax(scores / math.sqrt(seq.shape[-1]), dim=-1)
+        weights = torch.softmax(scores * self.scale, dim=-1)
         attended = torch.einsum("btw,btcw->btc", weights, values)
         return self.out(attended).transpose(1, 2)
 
@@ -684,20 +755,26 @@ class CausalMultiViewAttention(nn.Module):
                 f"is a multiple of 3 and at least 6, got {channels}"
             )
         branch = channels // 3
-        self.channel_proj = BasicConv(channels, branch, 1)
-        self.global_proj = BasicConv(channels, branch, 1)
-        self.local_proj = BasicConv(channels, branch, 1)
+        self.branch = branch
+        # The three branch projections and the shortcut read the same
+        # input: one conv whose output is split (same function, fewer
+        # operators per streaming step).
+        self.proj = nn.Sequential(
+            nn.Conv1d(channels, 3 * branch + channels, 1, bias=False),
+            nn.BatchNorm1d(3 * branch + channels, momentum=BASIC_BN_MOMENTUM),
+        )
         self.channel_attention = CausalChannelAttention(branch, pool_window)
         self.global_attention = CausalGlobalAttention(branch, attention_window)
         self.local_attention = CausalLocalAttention(branch, local_kernel_size)
         self.channel_view = AttentionTap()
         self.global_view = AttentionTap()
         self.local_view = AttentionTap()
+        # Three k3 convs, not one grouped conv: oneDNN's grouped conv
+        # costs ~10x more per streaming step.
         self.channel_conv = CausalBasicConv(branch, branch, 3)
         self.global_conv = CausalBasicConv(branch, branch, 3)
         self.local_conv = CausalBasicConv(branch, branch, 3)
         self.out = BasicConv(3 * branch, channels, 1, relu=False)
-        self.shortcut = BasicConv(channels, channels, 1, relu=False)
         self.gate = MaskGate(channels)
 
     def forward(self, x, state=None):
@@ -715,13 +792,12 @@ class CausalMultiViewAttention(nn.Module):
         torch.Tensor
             ``[batch, channels, time]``.
         """
-        channel = self.channel_view(
-            self.channel_attention(self.channel_proj(x), state)
-        )
-        glob = self.global_view(
-            self.global_attention(self.global_proj(x), state)
-        )
-        local = self.local_view(self.local_attention(self.local_proj(x), state))
+        proj = self.proj(x)
+        channel, glob, local = F.relu(proj[:, : 3 * self.branch]).chunk(3, 1)
+        shortcut = proj[:, 3 * self.branch :]
+        channel = self.channel_view(self.channel_attention(channel, state))
+        glob = self.global_view(self.global_attention(glob, state))
+        local = self.local_view(self.local_attention(local, state))
         out = self.out(
             torch.cat(
                 [
@@ -732,7 +808,7 @@ class CausalMultiViewAttention(nn.Module):
                 dim=1,
             )
         )
-        return self.shortcut(x) + self.gate(out)
+        return shortcut + self.gate(out)
 
 
 class CausalEncoderLayer(nn.Module):
