@@ -2,6 +2,13 @@
 
 from speechbrain_kd.brains.enhance import EnhanceBrain
 from speechbrain_kd.brains.kd import KDBrain
+from speechbrain_kd.brains.okd_metricgan import OKDMetricGANBrain
 from speechbrain_kd.brains.teacher import TeacherLoadError, load_teacher
 
-__all__ = ["EnhanceBrain", "KDBrain", "TeacherLoadError", "load_teacher"]
+__all__ = [
+    "EnhanceBrain",
+    "KDBrain",
+    "OKDMetricGANBrain",
+    "TeacherLoadError",
+    "load_teacher",
+]

@@ -210,7 +210,7 @@ class EnhanceBrain(sb.Brain):
         if stage == sb.Stage.TEST and self.hparam("save_enhanced", True):
             self.write_enhanced(batch.id, enhanced, lengths)
 
-    def write_enhanced(self, ids, enhanced, lengths):
+    def write_enhanced(self, ids, enhanced, lengths, folder=None):
         """Writes enhanced waveforms as 16-bit wavs, trimmed to length.
 
         Arguments
@@ -221,8 +221,10 @@ class EnhanceBrain(sb.Brain):
             Enhanced waveforms ``[batch, time]``.
         lengths : torch.Tensor
             Relative lengths.
+        folder : pathlib.Path, optional
+            Where to write (default: ``output_folder/enhanced``).
         """
-        folder = self.output_path("enhanced")
+        folder = self.output_path("enhanced") if folder is None else folder
         folder.mkdir(parents=True, exist_ok=True)
         samples = (lengths * enhanced.shape[1]).round().long()
         for uid, wav, n in zip(ids, enhanced.cpu(), samples.tolist()):
@@ -333,8 +335,13 @@ class EnhanceBrain(sb.Brain):
             if if_main_process():
                 self.write_test_report(stats)
 
-    def summarize_metrics(self):
+    def summarize_metrics(self, metrics=None):
         """Per-metric means on the main process, broadcast to all.
+
+        Arguments
+        ---------
+        metrics : EnhancementMetricStats, optional
+            The accumulator (default: ``self.metrics``).
 
         Returns
         -------
@@ -342,34 +349,41 @@ class EnhanceBrain(sb.Brain):
             Metric means (``pesq``, ``stoi``, ...), ``n_failed`` and
             ``n_items``.
         """
+        metrics = self.metrics if metrics is None else metrics
         summary = None
         if if_main_process():
-            full = self.metrics.summarize()
+            full = metrics.summarize()
             summary = {
                 key: (float(value) if isinstance(value, float) else value)
                 for key, value in full.items()
-                if key in self.metrics.metrics or key.startswith("n_")
+                if key in metrics.metrics or key.startswith("n_")
             }
         return ddp_broadcast(summary, src=0)
 
-    def write_test_report(self, stats):
+    def write_test_report(self, stats, metrics=None, suffix=""):
         """Writes ``test_per_utterance.csv`` and ``test_summary.json``.
 
         Arguments
         ---------
         stats : dict
             Stage statistics (loss and metric means).
+        metrics : EnhancementMetricStats, optional
+            The per-utterance scores (default: ``self.metrics``).
+        suffix : str
+            Added to the file names (``test_summary<suffix>.json``).
         """
+        metrics = self.metrics if metrics is None else metrics
         folder = self.output_path("")
         folder.mkdir(parents=True, exist_ok=True)
-        names = list(self.metrics.metrics)
-        with open(folder / "test_per_utterance.csv", "w", newline="") as f:
+        names = list(metrics.metrics)
+        csv_path = folder / f"test_per_utterance{suffix}.csv"
+        with open(csv_path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["id", *names])
-            for uid, row in zip(self.metrics.ids, self.metrics.rows):
+            for uid, row in zip(metrics.ids, metrics.rows):
                 writer.writerow([uid, *(row.get(n) for n in names)])
         summary = {k: (None if _is_nan(v) else v) for k, v in stats.items()}
-        with open(folder / "test_summary.json", "w") as f:
+        with open(folder / f"test_summary{suffix}.json", "w") as f:
             json.dump(summary, f, indent=2)
         logger.info("Test report written to %s", folder)
 

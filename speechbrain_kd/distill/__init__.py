@@ -9,6 +9,8 @@
   :func:`collect_taps` — distillation terms declared in yaml.
 * :class:`SimilarityLoss`, :func:`similarity_loss` — CNNC-Distill
   time-by-time feature-similarity loss (works across network widths).
+* :class:`OKDLoss`, :func:`normalize_metric` — MetricGAN-OKD generator
+  loss and the discriminator's metric targets.
 """
 
 from speechbrain_kd.distill.attention import (
@@ -19,6 +21,12 @@ from speechbrain_kd.distill.attention import (
     mvat_pairs,
     resample_map,
     single_view_pairs,
+)
+from speechbrain_kd.distill.okd import (
+    TARGET_METRICS,
+    OKDLoss,
+    check_target_metrics,
+    normalize_metric,
 )
 from speechbrain_kd.distill.similarity import (
     SimilarityLoss,
@@ -35,6 +43,10 @@ from speechbrain_kd.distill.terms import (
 
 __all__ = [
     "MANNER_VIEWS",
+    "TARGET_METRICS",
+    "OKDLoss",
+    "check_target_metrics",
+    "normalize_metric",
     "ATLoss",
     "FeatureDistillTerm",
     "FeatureTaps",

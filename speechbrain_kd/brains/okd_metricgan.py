@@ -1,0 +1,691 @@
+"""``OKDMetricGANBrain``: MetricGAN-OKD (and MetricGAN+) training.
+
+One MetricGAN+ generator per target metric (``modules.generator_<metric>``,
+each a :class:`~speechbrain_kd.lobes.metricgan.SpectralMaskEnhancer`) and
+one discriminator (``modules.discriminator``, a
+:class:`~speechbrain_kd.lobes.metricgan.MultiMetricDiscriminator` with one
+score per target metric). With one target metric and no peers this is
+plain MetricGAN+.
+
+Every epoch, as in the official code (``IMPLEMENTATION_NOTES.md`` §3):
+
+1. ``utterances_per_epoch`` (100) training utterances are drawn (a
+   seeded sampler: the same draw after a resume);
+2. **discriminator phase** (at the start of the training stage): one
+   generator, drawn at random (seeded by the epoch), enhances them; their
+   metric scores and those of the noisy inputs (cached) are computed in
+   ``metric_jobs`` worker processes that never hang (a failed metric, e.g.
+   PESQ of a silent utterance, drops that example); the enhanced
+   utterances and scores are written to the historical set on disk (main
+   process only). The discriminator is then trained on (a) the current set,
+   three updates per utterance (enhanced, noisy, clean -> 1), (b) a
+   ``historical_fraction`` (20 %) sample of earlier epochs' enhanced
+   utterances plus the current set, (c) the current set again;
+3. **generator phase** (SpeechBrain's training loop over the drawn
+   utterances, batch 1): all generators are updated with
+   :class:`~speechbrain_kd.distill.okd.OKDLoss` (adversarial term against
+   their own discriminator head + ``kd_weight`` times the distance to the
+   detached peers), the discriminator in eval mode and not updated.
+
+Both phases go through SpeechBrain's ``fit_batch``: the optimizers live in
+``optimizers_dict`` (``generator_<metric>`` and ``discriminator``) and
+:meth:`freeze_optimizers` selects the phase's ones, so ``--precision``,
+gradient clipping (``max_grad_norm``, per optimizer; 5 in the recipes) and
+the step counter keep working.
+
+Validation scores every generator (``valid_metrics``) and logs them as
+``<metric>[<generator>]``; the checkpoint kept is the best by
+``selection_metric`` of the first generator (``selection_score`` in the
+checkpoint meta; epochs before ``selection_start_epoch`` do not count).
+The test stage writes, per generator, enhanced wavs under
+``enhanced/<generator>/`` and ``test_summary_<generator>.json``.
+
+Hyperparameters read: ``target_metrics``, ``okd_loss``, ``g_opt_class``,
+``d_opt_class``, ``utterances_per_epoch`` (100), ``historical_fraction``
+(0.2), ``historical_folder`` (``output_folder/historical``),
+``metric_jobs`` (1), ``metric_timeout`` (60 s), ``seed`` (0),
+``selection_metric`` (the first target), ``selection_start_epoch`` (1),
+plus :class:`~speechbrain_kd.brains.enhance.EnhanceBrain`'s.
+"""
+
+import dataclasses
+import logging
+import math
+import random
+
+import speechbrain as sb
+import torch
+from speechbrain.dataio.sampler import ReproducibleRandomSampler
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from tqdm import tqdm
+
+from speechbrain_kd.brains.enhance import EnhanceBrain, _finite
+from speechbrain_kd.brains.historical import HistoricalSet
+from speechbrain_kd.distill.okd import check_target_metrics, normalize_metric
+from speechbrain_kd.distill.taps import unwrap_model
+from speechbrain_kd.metrics import EnhancementMetricStats, evaluate_pairs
+
+logger = logging.getLogger(__name__)
+
+GENERATOR = "generator"
+DISCRIMINATOR = "discriminator"
+
+
+@dataclasses.dataclass
+class DiscriminatorExample:
+    """One discriminator update: score ``test`` against ``clean``.
+
+    Arguments
+    ---------
+    clean : torch.Tensor
+        Clean waveform ``[time]``.
+    test : torch.Tensor
+        Waveform to score ``[time]`` (enhanced, noisy or clean).
+    targets : torch.Tensor
+        Normalised metric targets ``[n_metrics]``.
+    kind : str
+        ``enhanced``, ``noisy``, ``clean`` or ``historical``.
+    """
+
+    clean: torch.Tensor
+    test: torch.Tensor
+    targets: torch.Tensor
+    kind: str
+
+
+class OKDMetricGANBrain(EnhanceBrain):
+    """MetricGAN-OKD: generators per target metric that learn from peers.
+
+    See the module docstring for the scheme and the hyperparameters.
+
+    Arguments
+    ---------
+    See ``speechbrain.Brain``; ``modules`` holds ``generator_<metric>``
+    for each of ``hparams.target_metrics`` and ``discriminator``.
+
+    Example
+    -------
+    >>> from speechbrain.dataio.batch import PaddedBatch
+    >>> from speechbrain_kd.distill import OKDLoss
+    >>> from speechbrain_kd.lobes.metricgan import (
+    ...     MetricGANGenerator, MultiMetricDiscriminator, SpectralMaskEnhancer)
+    >>> def generator():
+    ...     return SpectralMaskEnhancer(
+    ...         MetricGANGenerator(hidden_size=8, linear_size=8))
+    >>> brain = OKDMetricGANBrain(
+    ...     modules={"generator_pesq": generator(),
+    ...              "generator_csig": generator(),
+    ...              "discriminator": MultiMetricDiscriminator(2)},
+    ...     hparams={"target_metrics": ["pesq", "csig"],
+    ...              "okd_loss": OKDLoss(kd_weight=5.0)},
+    ... )
+    >>> brain.generator_names
+    ['generator_pesq', 'generator_csig']
+    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.randn(8000),
+    ...                       "clean_sig": torch.randn(8000)}])
+    >>> out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    >>> [tuple(e.shape) for e in out["enhanced"]]
+    [(1, 32, 257), (1, 32, 257)]
+    >>> bool(brain.compute_objectives(out, batch, sb.Stage.TRAIN) > 0)
+    True
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.target_metrics = check_target_metrics(self.hparams.target_metrics)
+        self.generator_names = [f"{GENERATOR}_{m}" for m in self.target_metrics]
+        missing = [
+            name
+            for name in [*self.generator_names, DISCRIMINATOR]
+            if name not in self.modules
+        ]
+        if missing:
+            raise ValueError(
+                f"modules lack {missing}: an OKD yaml declares one "
+                "generator_<metric> per target_metrics entry and a "
+                "discriminator"
+            )
+        n_outputs = getattr(self.modules[DISCRIMINATOR], "n_metrics", None)
+        if n_outputs is not None and n_outputs != len(self.target_metrics):
+            raise ValueError(
+                f"the discriminator scores {n_outputs} metric(s) but "
+                f"target_metrics has {len(self.target_metrics)}: set its "
+                "n_metrics to the number of target metrics"
+            )
+        self.selection_metric = self.hparam(
+            "selection_metric", self.target_metrics[0]
+        )
+        self.phase = GENERATOR
+        self.discriminator_steps = 0
+
+    # -- helpers ---------------------------------------------------------------
+    def enhancer(self, index=0):
+        """Generator ``index`` without its DDP wrapper (for STFTs).
+
+        Arguments
+        ---------
+        index : int
+            Generator index.
+
+        Returns
+        -------
+        SpectralMaskEnhancer
+            The module.
+        """
+        return unwrap_model(self.modules[self.generator_names[index]])[-1]
+
+    @property
+    def historical_set(self):
+        """The disk-backed historical set of this run."""
+        folder = self.hparam("historical_folder")
+        if folder is None:
+            folder = self.output_path("historical")
+        return HistoricalSet(folder, self.sample_rate)
+
+    # -- forward and losses ----------------------------------------------------
+    def compute_forward(self, batch, stage):
+        """Discriminator scores (D phase) or every generator's output.
+
+        Arguments
+        ---------
+        batch : PaddedBatch or DiscriminatorExample
+            A data batch, or one discriminator example in the D phase.
+        stage : speechbrain.Stage
+            The stage.
+
+        Returns
+        -------
+        torch.Tensor or dict
+            D phase: scores ``[1, n_metrics]``. Otherwise ``enhanced`` (per
+            generator log1p magnitudes), ``clean`` (log1p magnitudes),
+            ``lengths`` and, outside training, ``noisy_spectrum``.
+        """
+        if self.phase == DISCRIMINATOR:
+            stft = self.enhancer()
+            clean = stft.log_magnitude(batch.clean.to(self.device)[None])
+            test = stft.log_magnitude(batch.test.to(self.device)[None])
+            return self.modules[DISCRIMINATOR](clean, test)
+        batch = batch.to(self.device)
+        noisy, lengths = batch.noisy_sig
+        clean, _ = batch.clean_sig
+        enhanced = [
+            self.modules[name](noisy, lengths, "log_magnitude")
+            for name in self.generator_names
+        ]
+        out = {
+            "enhanced": enhanced,
+            "clean": self.enhancer().log_magnitude(clean),
+            "lengths": lengths,
+        }
+        if stage != sb.Stage.TRAIN:
+            out["noisy_spectrum"] = self.enhancer().spectrum(noisy)
+        return out
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Discriminator MSE (D phase) or the OKD generator loss.
+
+        Arguments
+        ---------
+        predictions : torch.Tensor or dict
+            Output of :meth:`compute_forward`.
+        batch : PaddedBatch or DiscriminatorExample
+            The batch.
+        stage : speechbrain.Stage
+            The stage.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
+        if self.phase == DISCRIMINATOR:
+            targets = batch.targets.to(predictions)[None]
+            loss = torch.nn.functional.mse_loss(predictions, targets)
+            self.log_term(f"{DISCRIMINATOR}_{batch.kind}", loss)
+            return loss
+        discriminator = self.modules[DISCRIMINATOR]
+        scores = [
+            discriminator(predictions["clean"], enhanced)[:, i]
+            for i, enhanced in enumerate(predictions["enhanced"])
+        ]
+        loss, terms = self.hparams.okd_loss(
+            scores, predictions["enhanced"], predictions["lengths"]
+        )
+        for metric, adv, peer in zip(
+            self.target_metrics, terms["adversarial"], terms["peer"]
+        ):
+            self.log_term(f"adversarial_{metric}", torch.tensor(adv))
+            if len(self.target_metrics) > 1:
+                self.log_term(f"peer_{metric}", torch.tensor(peer))
+        if stage != sb.Stage.TRAIN:
+            self.score_generators(predictions, batch, stage)
+        return loss
+
+    def score_generators(self, predictions, batch, stage):
+        """Resynthesises every generator's output, queues its metrics and
+        writes test wavs (main process only).
+
+        Arguments
+        ---------
+        predictions : dict
+            Output of :meth:`compute_forward` (VALID or TEST).
+        batch : PaddedBatch
+            The batch.
+        stage : speechbrain.Stage
+            VALID or TEST.
+        """
+        if not if_main_process():
+            return
+        clean, lengths = batch.clean_sig
+        spectrum = predictions["noisy_spectrum"]
+        for index, metric in enumerate(self.target_metrics):
+            wav = self.enhancer(index).synthesize(
+                predictions["enhanced"][index], spectrum, clean.shape[-1]
+            )
+            wav = wav.detach().float()
+            self.generator_metrics[metric].append(
+                batch.id, predict=wav, target=clean, lengths=lengths
+            )
+            if stage == sb.Stage.TEST and self.hparam("save_enhanced", True):
+                folder = self.output_path("enhanced") / f"{GENERATOR}_{metric}"
+                self.write_enhanced(batch.id, wav, lengths, folder)
+
+    # -- optimisers ------------------------------------------------------------
+    def init_optimizers(self):
+        """One optimizer per generator and one for the discriminator.
+
+        They go into ``optimizers_dict`` (so SpeechBrain's ``fit_batch``
+        steps, clips and scales them) and into the checkpointer.
+        """
+        self.optimizers_dict = {}
+        for name in self.generator_names:
+            params = self.modules[name].parameters()
+            self.optimizers_dict[name] = self.hparams.g_opt_class(params)
+        self.optimizers_dict[DISCRIMINATOR] = self.hparams.d_opt_class(
+            self.modules[DISCRIMINATOR].parameters()
+        )
+        if self.checkpointer is not None:
+            for name, optimizer in self.optimizers_dict.items():
+                self.checkpointer.add_recoverable(f"{name}_opt", optimizer)
+
+    def freeze_optimizers(self, optimizers):
+        """The optimizers of the current phase.
+
+        Arguments
+        ---------
+        optimizers : dict
+            All optimizers.
+
+        Returns
+        -------
+        dict
+            The generators' (generator phase) or the discriminator's.
+        """
+        if self.phase == DISCRIMINATOR:
+            return {DISCRIMINATOR: optimizers[DISCRIMINATOR]}
+        return {k: v for k, v in optimizers.items() if k != DISCRIMINATOR}
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Puts the discriminator in the phase's mode.
+
+        In the generator phase it is a fixed critic (eval mode: its input
+        BatchNorm uses running statistics and is not updated).
+
+        Arguments
+        ---------
+        batch : object
+            The batch.
+        should_step : bool
+            Whether the optimizers step after this batch.
+        """
+        self.modules[DISCRIMINATOR].train(self.phase == DISCRIMINATOR)
+
+    # -- data ------------------------------------------------------------------
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **kw):
+        """Training loader over ``utterances_per_epoch`` utterances drawn
+        afresh (and reproducibly) every epoch.
+
+        Arguments
+        ---------
+        dataset : Dataset
+            The data.
+        stage : speechbrain.Stage
+            The stage.
+        ckpt_prefix : str
+            Checkpoint prefix of the loader.
+        **kw : dict
+            DataLoader options (``shuffle`` is replaced by the sampler).
+
+        Returns
+        -------
+        DataLoader
+            The loader.
+        """
+        if stage == sb.Stage.TRAIN:
+            count = min(
+                int(self.hparam("utterances_per_epoch", 100)), len(dataset)
+            )
+            kw.pop("shuffle", None)
+            self.epoch_sampler = ReproducibleRandomSampler(
+                dataset, seed=self.hparam("seed", 0), num_samples=count
+            )
+            kw["sampler"] = self.epoch_sampler
+            self.train_dataset = dataset
+        loader = super().make_dataloader(
+            dataset, stage, ckpt_prefix=ckpt_prefix, **kw
+        )
+        if stage == sb.Stage.TRAIN and self.train_sampler is None:
+            # SpeechBrain sets the epoch of its own samplers only.
+            self.train_sampler = self.epoch_sampler
+        return loader
+
+    def epoch_items(self, epoch):
+        """The training items drawn for ``epoch`` (same on every process).
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch.
+
+        Returns
+        -------
+        list of dict
+            Dataset items (``id``, ``noisy_sig``, ``clean_sig``).
+        """
+        self.epoch_sampler.set_epoch(epoch)
+        return [self.train_dataset[i] for i in self.epoch_sampler]
+
+    # -- discriminator phase ---------------------------------------------------
+    def discriminator_phase(self, epoch):
+        """Builds the epoch's discriminator data and trains on it.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch (selects the generator and the historical epochs).
+        """
+        rng = random.Random(int(self.hparam("seed", 0)) * 7919 + int(epoch))
+        index = rng.randrange(len(self.generator_names))
+        items = self.epoch_items(epoch)
+        clean_by_id = {item["id"]: item["clean_sig"] for item in items}
+        noisy_by_id = {item["id"]: item["noisy_sig"] for item in items}
+        history = self.historical_set
+        if if_main_process():
+            self.write_current_set(epoch, index, items, history)
+        ddp_barrier()
+        current = history.epoch_records(epoch)
+        noisy_scores = history.noisy_scores()
+        examples = []
+        for record in current:
+            clean = clean_by_id[record.uid]
+            examples += [
+                self.example(clean, record.load(), record.scores, "enhanced"),
+                self.example(
+                    clean,
+                    noisy_by_id[record.uid],
+                    noisy_scores.get(record.uid, {}),
+                    "noisy",
+                ),
+                self.example(clean, clean, None, "clean"),
+            ]
+        examples = [e for e in examples if e is not None]
+        replay = []
+        fraction = float(self.hparam("historical_fraction", 0.2))
+        sampled = history.sample(epoch, fraction, self.hparam("seed", 0))
+        for record in sampled:
+            clean = self.train_item_clean(record.uid, clean_by_id)
+            replay.append(
+                self.example(clean, record.load(), record.scores, "historical")
+            )
+        replay = [e for e in replay if e is not None]
+        logger.info(
+            "Epoch %d discriminator phase: generator %s, %d current "
+            "examples, %d historical replays",
+            epoch,
+            self.generator_names[index],
+            len(examples),
+            len(replay),
+        )
+        passes = [examples, replay + examples, examples]
+        self.modules[DISCRIMINATOR].train()
+        self.optimizers_dict[DISCRIMINATOR].zero_grad(set_to_none=True)
+        self.phase = DISCRIMINATOR
+        try:
+            with tqdm(
+                total=sum(len(p) for p in passes),
+                desc=f"{DISCRIMINATOR} (epoch {epoch})",
+                disable=not if_main_process(),
+                dynamic_ncols=True,
+            ) as bar:
+                for examples_of_pass in passes:
+                    order = list(examples_of_pass)
+                    rng.shuffle(order)
+                    for example in order:
+                        self.discriminator_update(example)
+                        bar.update()
+        finally:
+            self.phase = GENERATOR
+        # Gradients the critic received in the generator phase are stale.
+        self.optimizers_dict[DISCRIMINATOR].zero_grad(set_to_none=True)
+
+    def discriminator_update(self, example):
+        """One discriminator step through SpeechBrain's ``fit_batch``.
+
+        ``fit_batch`` decides on gradient accumulation from ``self.step``;
+        the discriminator keeps its own step count, put there meanwhile.
+
+        Arguments
+        ---------
+        example : DiscriminatorExample
+            The example.
+        """
+        saved_step = self.step
+        self.discriminator_steps += 1
+        self.step = self.discriminator_steps
+        try:
+            self.fit_batch(example)
+        finally:
+            self.step = saved_step
+
+    def example(self, clean, test, scores, kind):
+        """A discriminator example, or None when a target is undefined.
+
+        Arguments
+        ---------
+        clean : torch.Tensor or numpy.ndarray
+            Clean waveform.
+        test : torch.Tensor or numpy.ndarray
+            Waveform to score.
+        scores : dict or None
+            Raw metric scores of ``test`` (None: clean, every target 1).
+        kind : str
+            Example kind (logged).
+
+        Returns
+        -------
+        DiscriminatorExample or None
+            None if a target metric is missing or NaN.
+        """
+        if scores is None:
+            targets = [1.0] * len(self.target_metrics)
+        else:
+            targets = [
+                normalize_metric(m, scores.get(m, math.nan))
+                for m in self.target_metrics
+            ]
+            if any(math.isnan(t) for t in targets):
+                return None
+        clean = torch.as_tensor(clean, dtype=torch.float32)
+        test = torch.as_tensor(test, dtype=torch.float32)
+        length = min(clean.shape[-1], test.shape[-1])
+        return DiscriminatorExample(
+            clean=clean[:length],
+            test=test[:length],
+            targets=torch.tensor(targets),
+            kind=kind,
+        )
+
+    def train_item_clean(self, uid, known):
+        """The clean waveform of training utterance ``uid``.
+
+        Arguments
+        ---------
+        uid : str
+            Utterance id.
+        known : dict
+            Already loaded clean waveforms by id.
+
+        Returns
+        -------
+        torch.Tensor
+            The clean waveform.
+        """
+        if uid in known:
+            return known[uid]
+        index_of = self.__dict__.get("_train_index")
+        if index_of is None:
+            ids = getattr(self.train_dataset, "data_ids", None)
+            if ids is None:
+                raise TypeError(
+                    "the historical replay looks utterances up by id: the "
+                    "training set must be a DynamicItemDataset"
+                )
+            index_of = self._train_index = {u: i for i, u in enumerate(ids)}
+        return self.train_dataset[index_of[uid]]["clean_sig"]
+
+    def write_current_set(self, epoch, index, items, history):
+        """Enhances the epoch's utterances with generator ``index``, scores
+        them (and the noisy inputs not yet cached) and stores them.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch.
+        index : int
+            The generator.
+        items : list of dict
+            The epoch's training items.
+        history : HistoricalSet
+            Where to write.
+        """
+        generator = self.modules[self.generator_names[index]]
+        generator.eval()
+        enhanced = []
+        with torch.no_grad():
+            for item in items:
+                noisy = item["noisy_sig"].to(self.device)[None]
+                enhanced.append(generator(noisy)[0].cpu().numpy())
+        clean = [item["clean_sig"].numpy() for item in items]
+        ids = [item["id"] for item in items]
+        options = dict(
+            sample_rate=self.sample_rate,
+            metrics=self.target_metrics,
+            n_jobs=self.hparam("metric_jobs", 1),
+            timeout=self.hparam("metric_timeout", 60.0),
+            progress=False,
+        )
+        rows = evaluate_pairs(zip(clean, enhanced), names=ids, **options)
+        history.write_epoch(
+            epoch,
+            self.generator_names[index],
+            zip(ids, enhanced, rows),
+        )
+        cached = history.noisy_scores()
+        todo = [
+            (uid, item)
+            for uid, item in zip(ids, items)
+            if not all(m in cached.get(uid, {}) for m in self.target_metrics)
+        ]
+        if todo:
+            pairs = [
+                (item["clean_sig"].numpy(), item["noisy_sig"].numpy())
+                for _, item in todo
+            ]
+            rows = evaluate_pairs(
+                pairs, names=[uid for uid, _ in todo], **options
+            )
+            for (uid, _), row in zip(todo, rows):
+                cached.setdefault(uid, {}).update(row)
+            history.save_noisy_scores(cached)
+
+    # -- stages ----------------------------------------------------------------
+    def on_stage_start(self, stage, epoch=None):
+        """Discriminator phase before training; metrics per generator.
+
+        Arguments
+        ---------
+        stage : speechbrain.Stage
+            The stage starting.
+        epoch : int, optional
+            The epoch.
+        """
+        self.term_averages()  # drop anything left from an aborted stage
+        self.phase = GENERATOR
+        if stage == sb.Stage.TRAIN:
+            self.discriminator_phase(epoch)
+            return
+        names = (
+            self.hparam("valid_metrics", self.target_metrics)
+            if stage == sb.Stage.VALID
+            else self.hparam("test_metrics", self.target_metrics)
+        )
+        self.generator_metrics = {
+            metric: EnhancementMetricStats(
+                list(names),
+                sample_rate=self.sample_rate,
+                n_jobs=self.hparam("metric_jobs", 1),
+            )
+            for metric in self.target_metrics
+        }
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs per-generator metrics, checkpoints, writes test reports.
+
+        Arguments
+        ---------
+        stage : speechbrain.Stage
+            The stage ending.
+        stage_loss : float
+            Average generator loss of the stage.
+        epoch : int, optional
+            The epoch.
+        """
+        stats = {"loss": stage_loss, **self.term_averages()}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        summaries = {}
+        for metric, metrics in self.generator_metrics.items():
+            summaries[metric] = self.summarize_metrics(metrics)
+            for key, value in summaries[metric].items():
+                stats[f"{key}[{metric}]"] = value
+        if stage == sb.Stage.VALID:
+            self.log_stats(
+                {"epoch": epoch},
+                train_stats=getattr(self, "train_stats", None),
+                valid_stats=stats,
+            )
+            first = summaries[self.target_metrics[0]]
+            score = _finite(first.get(self.selection_metric))
+            if epoch is not None and epoch < self.hparam(
+                "selection_start_epoch", 1
+            ):
+                score = -math.inf
+            meta = {"selection_score": score, "epoch": epoch}
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(
+                    meta=meta, max_keys=["selection_score"], num_to_keep=1
+                )
+            return
+        self.log_stats(
+            {"Epoch loaded": self.hparams.epoch_counter.current}
+            if hasattr(self.hparams, "epoch_counter")
+            else {},
+            test_stats=stats,
+        )
+        if if_main_process():
+            for metric, metrics in self.generator_metrics.items():
+                report = {"loss": stage_loss, **summaries[metric]}
+                self.write_test_report(
+                    report, metrics, suffix=f"_{GENERATOR}_{metric}"
+                )

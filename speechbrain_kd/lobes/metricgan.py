@@ -1,0 +1,413 @@
+"""MetricGAN+ generator and multi-metric discriminator, parametric.
+
+SpeechBrain's ``speechbrain.lobes.models.MetricGAN`` hard-codes the sizes
+of MetricGAN+ (a bidirectional generator with a 400 -> 300 layer, a
+discriminator with one output and equal conv widths). MetricGAN-OKD needs
+a causal (unidirectional) generator and a discriminator with one output
+head per target metric and channels 16 -> 32 -> 64 -> 128
+(``IMPLEMENTATION_NOTES.md`` §3), so these are parametric variants. They
+reuse SpeechBrain's initialisation helper (``xavier_init_layer``), its
+LSTM wrapper and its learnable sigmoid.
+
+* :class:`MetricGANGenerator`: log1p magnitudes ``[batch, frames, freq]``
+  -> mask. LSTM (2 x 200, bidirectional by default, dropout 0.1) ->
+  Linear -> LeakyReLU(0.3) -> Linear -> learnable sigmoid
+  ``1.2 * sigmoid(alpha_f * x)``. Defaults: 1,895,514 parameters;
+  ``bidirectional=False``: 826,714.
+* :class:`MetricDiscriminator`: BN over the (clean, test) pair -> four
+  spectral-norm 5x5 convs with LeakyReLU(0.3) -> mean over time and
+  frequency -> spectral-norm Linear 128 -> 50 -> 10 -> ``n_outputs``.
+* :class:`MultiMetricDiscriminator`: ``n_metrics`` scores per input, from
+  one shared trunk with one head per metric (the official code) or from
+  one discriminator per metric (the paper's reading).
+* :class:`SpectralMaskEnhancer`: a waveform-to-waveform model around a
+  generator (STFT 512 / hop 256, Hamming; mask floored at 0.05 times the
+  noisy log1p magnitude; ``expm1`` and the noisy phase for resynthesis),
+  so a generator trains, evaluates, exports and enhances files like every
+  other model of this package.
+
+Example
+-------
+>>> generator = MetricGANGenerator(n_freq=9, hidden_size=4, linear_size=6)
+>>> enhancer = SpectralMaskEnhancer(generator, n_fft=16, hop_length=8)
+>>> enhancer(torch.randn(2, 100)).shape
+torch.Size([2, 100])
+"""
+
+import torch
+from speechbrain.lobes.models.MetricGAN import (
+    Learnable_sigmoid,
+    xavier_init_layer,
+)
+from speechbrain.nnet.RNN import LSTM
+from torch import nn
+
+LEAKY_SLOPE = 0.3
+
+
+class MetricGANGenerator(nn.Module):
+    """MetricGAN+ mask generator with configurable sizes and direction.
+
+    Arguments
+    ---------
+    n_freq : int
+        Frequency bins (``n_fft // 2 + 1``).
+    hidden_size : int
+        LSTM units per direction.
+    num_layers : int
+        LSTM layers.
+    bidirectional : bool
+        Bidirectional LSTM (False: causal, frame by frame).
+    linear_size : int
+        Width of the hidden linear layer.
+    dropout : float
+        Dropout between LSTM layers.
+
+    Example
+    -------
+    >>> generator = MetricGANGenerator()
+    >>> sum(p.numel() for p in generator.parameters())
+    1895514
+    >>> causal = MetricGANGenerator(bidirectional=False)
+    >>> sum(p.numel() for p in causal.parameters())
+    826714
+    >>> generator(torch.rand(1, 20, 257)).shape
+    torch.Size([1, 20, 257])
+    """
+
+    def __init__(
+        self,
+        n_freq=257,
+        hidden_size=200,
+        num_layers=2,
+        bidirectional=True,
+        linear_size=300,
+        dropout=0.1,
+    ):
+        super().__init__()
+        self.lstm = LSTM(
+            hidden_size=hidden_size,
+            input_size=n_freq,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
+        # MetricGAN+'s initialisation: orthogonal recurrent weights,
+        # Xavier input weights, zero biases.
+        for name, param in self.lstm.named_parameters():
+            if "bias" in name:
+                nn.init.zeros_(param)
+            elif "weight_ih" in name:
+                nn.init.xavier_uniform_(param)
+            elif "weight_hh" in name:
+                nn.init.orthogonal_(param)
+        directions = 2 if bidirectional else 1
+        self.linear1 = xavier_init_layer(
+            hidden_size * directions, linear_size, spec_norm=False
+        )
+        self.activation = nn.LeakyReLU(LEAKY_SLOPE)
+        self.linear2 = xavier_init_layer(linear_size, n_freq, spec_norm=False)
+        self.learnable_sigmoid = Learnable_sigmoid(n_freq)
+
+    def forward(self, log_magnitude, lengths=None):
+        """Mask for a log1p magnitude spectrogram.
+
+        Arguments
+        ---------
+        log_magnitude : torch.Tensor
+            ``[batch, frames, n_freq]``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``[batch]`` (padding is skipped by the LSTM).
+
+        Returns
+        -------
+        torch.Tensor
+            Mask in ``(0, 1.2)``, same shape.
+        """
+        out, _ = self.lstm(log_magnitude, lengths=lengths)
+        out = self.activation(self.linear1(out))
+        return self.learnable_sigmoid(self.linear2(out))
+
+
+class MetricDiscriminator(nn.Module):
+    """MetricGAN discriminator with configurable widths and outputs.
+
+    Arguments
+    ---------
+    channels : sequence of int
+        Output channels of the 2-D convs (MetricGAN-OKD: 16, 32, 64, 128).
+    kernel_size : tuple of int
+        Conv kernel.
+    linear_sizes : sequence of int
+        Hidden linear widths after the time-frequency mean.
+    n_outputs : int
+        Output scores (one per target metric for a shared trunk).
+
+    Example
+    -------
+    >>> disc = MetricDiscriminator(n_outputs=2)
+    >>> clean, test = torch.rand(3, 30, 257), torch.rand(3, 30, 257)
+    >>> disc(clean, test).shape
+    torch.Size([3, 2])
+    >>> disc(clean[:, :5], test[:, :5]).shape  # padded to 17 frames
+    torch.Size([3, 2])
+    """
+
+    def __init__(
+        self,
+        channels=(16, 32, 64, 128),
+        kernel_size=(5, 5),
+        linear_sizes=(50, 10),
+        n_outputs=1,
+    ):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(2, momentum=0.01)
+        widths = [2, *channels]
+        self.convs = nn.ModuleList(
+            xavier_init_layer(
+                w_in, w_out, layer_type=nn.Conv2d, kernel_size=kernel_size
+            )
+            for w_in, w_out in zip(widths[:-1], widths[1:])
+        )
+        sizes = [channels[-1], *linear_sizes, n_outputs]
+        self.linears = nn.ModuleList(
+            xavier_init_layer(s_in, s_out)
+            for s_in, s_out in zip(sizes[:-1], sizes[1:])
+        )
+        self.activation = nn.LeakyReLU(LEAKY_SLOPE)
+        self.min_frames = len(self.convs) * (kernel_size[0] - 1) + 1
+
+    def forward(self, clean, test):
+        """Estimates normalised metric scores of ``test`` against ``clean``.
+
+        Arguments
+        ---------
+        clean : torch.Tensor
+            Clean log1p magnitudes ``[batch, frames, freq]``.
+        test : torch.Tensor
+            Log1p magnitudes to score, same shape.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, n_outputs]``.
+        """
+        out = torch.stack([clean, test], dim=1)
+        # Unpadded convs need a few frames: pad very short inputs with
+        # silence (log1p magnitude 0) rather than fail.
+        short = self.min_frames - out.shape[2]
+        if short > 0:
+            out = torch.nn.functional.pad(out, (0, 0, 0, short))
+        out = self.norm(out)
+        for conv in self.convs:
+            out = self.activation(conv(out))
+        out = out.mean(dim=(2, 3))
+        for linear in self.linears[:-1]:
+            out = self.activation(linear(out))
+        return self.linears[-1](out)
+
+
+class MultiMetricDiscriminator(nn.Module):
+    """One score per target metric: shared trunk or one network each.
+
+    Arguments
+    ---------
+    n_metrics : int
+        Target metrics (generators).
+    shared : bool
+        True: one trunk with ``n_metrics`` output heads (the official
+        MetricGAN-OKD code); False: one discriminator per metric.
+    **kwargs : dict
+        :class:`MetricDiscriminator` options (``channels``, ...).
+
+    Example
+    -------
+    >>> clean, test = torch.rand(2, 30, 257), torch.rand(2, 30, 257)
+    >>> MultiMetricDiscriminator(3)(clean, test).shape
+    torch.Size([2, 3])
+    >>> MultiMetricDiscriminator(3, shared=False)(clean, test).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, n_metrics, shared=True, **kwargs):
+        super().__init__()
+        if n_metrics < 1:
+            raise ValueError(f"n_metrics must be >= 1, got {n_metrics}")
+        self.n_metrics = n_metrics
+        self.shared = shared
+        count, outputs = (1, n_metrics) if shared else (n_metrics, 1)
+        self.discriminators = nn.ModuleList(
+            MetricDiscriminator(n_outputs=outputs, **kwargs)
+            for _ in range(count)
+        )
+
+    def forward(self, clean, test):
+        """Scores ``test`` against ``clean`` for every metric.
+
+        Arguments
+        ---------
+        clean : torch.Tensor
+            Clean log1p magnitudes ``[batch, frames, freq]``.
+        test : torch.Tensor
+            Log1p magnitudes to score, same shape.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, n_metrics]``.
+        """
+        return torch.cat([d(clean, test) for d in self.discriminators], -1)
+
+
+class SpectralMaskEnhancer(nn.Module):
+    """Waveform model around a log1p-magnitude mask generator.
+
+    Arguments
+    ---------
+    generator : torch.nn.Module
+        Maps ``[batch, frames, freq]`` log1p magnitudes (and relative
+        lengths) to a mask of the same shape.
+    n_fft : int
+        FFT size (= window length).
+    hop_length : int
+        STFT hop.
+    mask_floor : float
+        Lower bound of the mask (MetricGAN+: 0.05).
+
+    Example
+    -------
+    >>> generator = MetricGANGenerator(n_freq=9, hidden_size=4, linear_size=6)
+    >>> enhancer = SpectralMaskEnhancer(generator, n_fft=16, hop_length=8)
+    >>> noisy = torch.randn(1, 64)
+    >>> log_mag = enhancer.log_magnitude(noisy)
+    >>> log_mag.shape
+    torch.Size([1, 9, 9])
+    >>> enhanced = enhancer.enhance_log_magnitude(log_mag)
+    >>> bool((enhanced >= 0.05 * log_mag - 1e-6).all())
+    True
+    """
+
+    def __init__(self, generator, n_fft=512, hop_length=256, mask_floor=0.05):
+        super().__init__()
+        self.generator = generator
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.mask_floor = mask_floor
+        self.register_buffer(
+            "window", torch.hamming_window(n_fft), persistent=False
+        )
+
+    def spectrum(self, wav):
+        """Complex STFT ``[batch, frames, freq]`` of ``[batch, time]``.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            Waveforms ``[batch, time]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Complex spectrum.
+        """
+        spec = torch.stft(
+            wav.float(),
+            self.n_fft,
+            self.hop_length,
+            window=self.window,
+            return_complex=True,
+        )
+        return spec.transpose(1, 2)
+
+    def log_magnitude(self, wav):
+        """``log1p(|STFT|)`` ``[batch, frames, freq]`` of waveforms.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            Waveforms ``[batch, time]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Log1p magnitudes.
+        """
+        return torch.log1p(self.spectrum(wav).abs())
+
+    def enhance_log_magnitude(self, noisy_log_magnitude, lengths=None):
+        """Masked log1p magnitudes (the generator's output domain).
+
+        Arguments
+        ---------
+        noisy_log_magnitude : torch.Tensor
+            ``[batch, frames, freq]``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``[batch]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``mask.clamp(min=mask_floor) * noisy_log_magnitude``.
+        """
+        mask = self.generator(noisy_log_magnitude, lengths)
+        return mask.clamp(min=self.mask_floor) * noisy_log_magnitude
+
+    def synthesize(self, log_magnitude, noisy_spectrum, length):
+        """Waveforms from log1p magnitudes and the noisy phase.
+
+        Arguments
+        ---------
+        log_magnitude : torch.Tensor
+            Enhanced log1p magnitudes ``[batch, frames, freq]``.
+        noisy_spectrum : torch.Tensor
+            Complex noisy STFT, same shape.
+        length : int
+            Output samples.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, length]``.
+        """
+        phase = torch.angle(noisy_spectrum)
+        spec = torch.polar(torch.expm1(log_magnitude), phase)
+        return torch.istft(
+            spec.transpose(1, 2),
+            self.n_fft,
+            self.hop_length,
+            window=self.window,
+            length=length,
+        )
+
+    def forward(self, wav, lengths=None, output="waveform"):
+        """Enhances waveforms.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            ``[batch, time]`` or ``[batch, 1, time]``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``[batch]``.
+        output : str
+            ``waveform``, or ``log_magnitude`` for the enhanced log1p
+            magnitudes ``[batch, frames, freq]`` (what MetricGAN losses
+            use; through ``forward`` so that DDP sees the call).
+
+        Returns
+        -------
+        torch.Tensor
+            Enhanced waveforms (same shape as ``wav``) or magnitudes.
+        """
+        if output not in ("waveform", "log_magnitude"):
+            raise ValueError(f"unknown output {output!r}")
+        squeeze = wav.dim() == 3
+        if squeeze:
+            wav = wav.squeeze(1)
+        spectrum = self.spectrum(wav)
+        enhanced = self.enhance_log_magnitude(
+            torch.log1p(spectrum.abs()), lengths
+        )
+        if output == "log_magnitude":
+            return enhanced
+        out = self.synthesize(enhanced, spectrum, wav.shape[-1])
+        return out.unsqueeze(1) if squeeze else out
