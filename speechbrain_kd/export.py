@@ -6,7 +6,8 @@ from the HuggingFace hub once uploaded):
 
 * ``enhance_model.ckpt``: the state dict of the module under ``key`` of
   the training hyperparameters (``model`` = the student of a KD run),
-  taken from the best checkpoint (highest validation PESQ) of the run, or
+  taken from the best checkpoint of the run (by its ``ckpt_max_key``,
+  validation PESQ by default), or
   from a given ``CKPT+...`` folder or ``.ckpt`` file, checked strictly
   against the module built from the training hyperparameters;
 * ``hyperparams.yaml``: inference-only hyperparameters: ``sample_rate``,
@@ -166,7 +167,8 @@ def export_model(
 
     module_text = _module_yaml("enhance_model", node)
     module = load_hyperpyyaml(module_text)["enhance_model"]
-    ckpt_file = _checkpoint_file(checkpoint, key)
+    max_key = str(hparams.get("ckpt_max_key") or "pesq")
+    ckpt_file = _checkpoint_file(checkpoint, key, max_key)
     state_dict = torch.load(ckpt_file, map_location="cpu", weights_only=True)
     if not isinstance(state_dict, dict):
         raise ValueError(f"{ckpt_file} does not hold a state dict")
@@ -454,15 +456,19 @@ def _hyperparams_text(sample_rate, module_text, hparams_file, key):
 # --------------------------------------------------------------------------
 
 
-def _checkpoint_file(checkpoint, key):
-    """The ``.ckpt`` file holding the state dict of ``key``."""
+def _checkpoint_file(checkpoint, key, max_key="pesq"):
+    """The ``.ckpt`` file holding the state dict of ``key`` (in the best
+    checkpoint by ``max_key`` when given a run or checkpoints folder)."""
     path = pathlib.Path(checkpoint).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.is_file():
         return path
     try:
-        found = resolve_checkpoint_file(path)
+        wanted_name = f"{key.split('.')[-1]}.ckpt"
+        found = resolve_checkpoint_file(
+            path, max_key, names=(wanted_name, *CHECKPOINT_NAMES)
+        )
     except TeacherLoadError:
         raise ValueError(
             f"{path} holds no checkpoint: pass a training output folder "
@@ -760,7 +766,11 @@ def _model_card(
         repeats=3,
     )
     run_folder = hparams_file.parent
-    summary_file = run_folder / "test_summary.json"
+    # A multi-generator run (MetricGAN-OKD) writes one summary per
+    # generator module: test_summary_<key>.json.
+    summary_file = run_folder / f"test_summary_{key}.json"
+    if not summary_file.is_file():
+        summary_file = run_folder / "test_summary.json"
     summary = {}
     if summary_file.is_file():
         try:

@@ -195,7 +195,7 @@ class HistoricalSet:
             for item in index["records"]
         ]
 
-    def sample(self, before_epoch, fraction, seed=0):
+    def sample(self, before_epoch, fraction, seed=0, metrics=None):
         """A random ``fraction`` of the historical records.
 
         Arguments
@@ -206,6 +206,9 @@ class HistoricalSet:
             Share of the records to draw (MetricGAN+: 0.2), rounded.
         seed : int
             Seed (combined with ``before_epoch`` for a reproducible draw).
+        metrics : sequence of str, optional
+            Only records with a finite score for each of these count
+            (the others cannot train the discriminator).
 
         Returns
         -------
@@ -213,6 +216,14 @@ class HistoricalSet:
             ``round(fraction * len(records))`` distinct records.
         """
         records = self.records(before_epoch)
+        if metrics is not None:
+            records = [
+                r
+                for r in records
+                if all(
+                    math.isfinite(r.scores.get(m, math.nan)) for m in metrics
+                )
+            ]
         count = int(round(fraction * len(records)))
         rng = random.Random(int(seed) * 1_000_003 + int(before_epoch))
         return rng.sample(records, count)

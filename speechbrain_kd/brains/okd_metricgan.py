@@ -431,7 +431,9 @@ class OKDMetricGANBrain(EnhanceBrain):
         examples = [e for e in examples if e is not None]
         replay = []
         fraction = float(self.hparam("historical_fraction", 0.2))
-        sampled = history.sample(epoch, fraction, self.hparam("seed", 0))
+        sampled = history.sample(
+            epoch, fraction, self.hparam("seed", 0), self.target_metrics
+        )
         for record in sampled:
             clean = self.train_item_clean(record.uid, clean_by_id)
             replay.append(

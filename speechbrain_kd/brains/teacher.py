@@ -69,7 +69,7 @@ def looks_like_local_path(source):
     return text.count("/") != 1 or text.endswith("/")
 
 
-def resolve_checkpoint_file(source, max_key="pesq"):
+def resolve_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
     """Finds the parameter file of a teacher in a local folder.
 
     Arguments
@@ -79,6 +79,8 @@ def resolve_checkpoint_file(source, max_key="pesq"):
         a ``CKPT+...`` folder or an exported model folder.
     max_key : str
         Checkpoint meta key to maximise when several checkpoints exist.
+    names : tuple of str
+        File names that hold the model's parameters, by preference.
 
     Returns
     -------
@@ -105,7 +107,7 @@ def resolve_checkpoint_file(source, max_key="pesq"):
         )
     if folder.is_file():
         return folder
-    for name in CHECKPOINT_NAMES:
+    for name in names:
         if (folder / name).is_file():
             return folder / name
     for checkpoints_dir in (folder / "save", folder):
@@ -120,13 +122,13 @@ def resolve_checkpoint_file(source, max_key="pesq"):
         checkpoint = checkpointer.find_checkpoint(
             max_key=max_key if has_key else None
         )
-        for name in CHECKPOINT_NAMES:
+        for name in names:
             if (checkpoint.path / name).is_file():
                 logger.info("Using checkpoint %s", checkpoint.path)
                 return checkpoint.path / name
     raise TeacherLoadError(
         f"teacher_source {folder} holds no model checkpoint (looked for "
-        f"{' or '.join(CHECKPOINT_NAMES)} in it, in save/CKPT+* and in "
+        f"{' or '.join(names)} in it, in save/CKPT+* and in "
         "CKPT+* folders; a --debug run keeps its checkpoints only with "
         f"--debug_persistently). {HOW_TO_GET_A_TEACHER}"
     )

@@ -1,0 +1,247 @@
+"""MetricGAN-OKD units: loss, metric targets, discriminator heads, models,
+historical set and the Brain's discriminator data."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from speechbrain_kd.brains.historical import HistoricalSet
+from speechbrain_kd.distill.okd import (
+    OKDLoss,
+    check_target_metrics,
+    frame_mask,
+    masked_mse,
+    normalize_metric,
+)
+from speechbrain_kd.lobes.metricgan import (
+    MetricDiscriminator,
+    MetricGANGenerator,
+    MultiMetricDiscriminator,
+    SpectralMaskEnhancer,
+)
+
+
+# -- OKD loss ------------------------------------------------------------------
+def test_okd_loss_value_by_hand():
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # [1, 2 frames, 2 bins]
+    enhanced = [x, 2 * x, 0 * x]
+    scores = [torch.tensor([0.5]), torch.tensor([0.0]), torch.tensor([1.0])]
+    total, terms = OKDLoss(kd_weight=5.0)(scores, enhanced)
+    mean_sq = (1 + 4 + 9 + 16) / 4  # mean(x ** 2) = 7.5
+    # generator 0: (0.5-1)^2 + 5 * (mse(x, 2x) + mse(x, 0)) = 0.25 + 5 * 15
+    # generator 1: 1 + 5 * (mse(2x, x) + mse(2x, 0)) = 1 + 5 * (7.5 + 30)
+    # generator 2: 0 + 5 * (mse(0, x) + mse(0, 2x)) = 5 * 37.5
+    assert terms["adversarial"] == [0.25, 1.0, 0.0]
+    assert terms["peer"] == [2 * mean_sq, 5 * mean_sq, 5 * mean_sq]
+    expected = 0.25 + 5 * 15 + 1 + 5 * 37.5 + 5 * 37.5
+    assert float(total) == pytest.approx(expected)
+
+
+def test_okd_loss_gradient_reaches_only_its_own_generator():
+    """Each generator's parameter gets the gradient of its own loss only."""
+    x = torch.tensor([[[1.0, -2.0], [0.5, 3.0]]])
+    a = torch.tensor(0.7, requires_grad=True)
+    b = torch.tensor(-0.4, requires_grad=True)
+    critic = torch.tensor([[0.3, -0.2], [0.1, 0.4]])  # fixed "D"
+
+    def score(enhanced):
+        return (enhanced * critic).sum(dim=(1, 2))
+
+    enh_a, enh_b = a * x, b * x
+    loss = OKDLoss(kd_weight=5.0)
+    total, _ = loss([score(enh_a), score(enh_b)], [enh_a, enh_b])
+    total.backward()
+    # By hand: loss_a = (a s - 1)^2 + 5 mean((a - b)^2 x^2), s = sum(x c)
+    s = float((x * critic).sum())
+    mean_x2 = float((x**2).mean())
+    a0, b0 = 0.7, -0.4
+    grad_a = 2 * (a0 * s - 1) * s + 5 * 2 * (a0 - b0) * mean_x2
+    grad_b = 2 * (b0 * s - 1) * s + 5 * 2 * (b0 - a0) * mean_x2
+    assert float(a.grad) == pytest.approx(grad_a, rel=1e-5)
+    assert float(b.grad) == pytest.approx(grad_b, rel=1e-5)
+
+
+def test_okd_loss_single_generator_is_metricgan_plus():
+    total, terms = OKDLoss()([torch.tensor([0.25])], [torch.ones(1, 3, 2)])
+    assert float(total) == pytest.approx(0.5625)
+    assert terms["peer"] == [0.0]
+
+
+def test_okd_loss_ignores_padded_frames():
+    own = torch.zeros(2, 4, 1)
+    other = torch.ones(2, 4, 1)
+    other[1, 2:] = 100.0  # padding of the second item
+    lengths = torch.tensor([1.0, 0.5])
+    assert frame_mask(lengths, 4).sum() == 6
+    assert float(masked_mse(own, other, frame_mask(lengths, 4))) == 1.0
+
+
+# -- metric targets ------------------------------------------------------------
+def test_normalize_metric_exact_values():
+    assert normalize_metric("pesq", 2.5) == 0.5
+    assert normalize_metric("pesq", 4.5) == pytest.approx(
+        1 / (1 + math.exp(-3.0))
+    )
+    assert normalize_metric("pesq", -0.5) == pytest.approx(
+        1 / (1 + math.exp(4.5))
+    )
+    assert normalize_metric("csig", 3.0) == 0.5
+    assert normalize_metric("cbak", 1.0) == 0.0
+    assert normalize_metric("covl", 5.0) == 1.0
+    assert normalize_metric("stoi", 0.83) == 0.83
+    assert math.isnan(normalize_metric("pesq", math.nan))
+
+
+def test_unknown_or_repeated_target_metric_is_rejected():
+    with pytest.raises(ValueError, match="si_sdr"):
+        normalize_metric("si_sdr", 10.0)
+    with pytest.raises(ValueError, match="one of"):
+        check_target_metrics(["pesq", "snr"])
+    with pytest.raises(ValueError, match="repeat"):
+        check_target_metrics(["pesq", "PESQ"])
+
+
+# -- models --------------------------------------------------------------------
+def test_generator_parameter_counts():
+    assert sum(p.numel() for p in MetricGANGenerator().parameters()) == (
+        1_895_514
+    )
+    causal = MetricGANGenerator(bidirectional=False)
+    assert sum(p.numel() for p in causal.parameters()) == 826_714
+
+
+def test_causal_generator_does_not_look_ahead():
+    torch.manual_seed(0)
+    generator = MetricGANGenerator(
+        n_freq=5, hidden_size=4, linear_size=6, bidirectional=False
+    ).eval()
+    x = torch.rand(1, 12, 5)
+    changed = x.clone()
+    changed[:, 8:] += 1.0
+    with torch.no_grad():
+        a, b = generator(x), generator(changed)
+    assert torch.equal(a[:, :8], b[:, :8])
+    assert not torch.equal(a[:, 8:], b[:, 8:])
+
+
+def test_shared_discriminator_has_one_head_per_metric():
+    disc = MultiMetricDiscriminator(2, shared=True)
+    assert len(disc.discriminators) == 1
+    # BN(2) 4; convs 2->16->32->64->128 (5x5, bias); Linear 128-50-10-2
+    convs = (2 * 16 + 16 * 32 + 32 * 64 + 64 * 128) * 25 + 16 + 32 + 64 + 128
+    linears = 128 * 50 + 50 + 50 * 10 + 10 + 10 * 2 + 2
+    assert sum(p.numel() for p in disc.parameters()) == 4 + convs + linears
+    last = disc.discriminators[0].linears[-1]
+    assert last.weight_orig.shape == (2, 10)  # spectral norm on the head
+
+
+def test_separate_discriminators_score_their_own_metric():
+    torch.manual_seed(0)
+    disc = MultiMetricDiscriminator(3, shared=False, channels=(4, 4, 4, 4))
+    disc.eval()
+    assert len(disc.discriminators) == 3
+    clean, test = torch.rand(2, 20, 257), torch.rand(2, 20, 257)
+    with torch.no_grad():
+        before = disc(clean, test)
+        disc.discriminators[1].linears[-1].bias.add_(1.0)
+        after = disc(clean, test)
+    assert before.shape == (2, 3)
+    assert torch.allclose(after[:, 1], before[:, 1] + 1.0)
+    assert torch.equal(after[:, [0, 2]], before[:, [0, 2]])
+
+
+def test_discriminator_pads_very_short_inputs():
+    disc = MetricDiscriminator(channels=(2, 2, 2, 2), n_outputs=1)
+    assert disc(torch.rand(1, 3, 257), torch.rand(1, 3, 257)).shape == (1, 1)
+
+
+def test_mask_enhancer_floor_and_resynthesis():
+    torch.manual_seed(0)
+    generator = MetricGANGenerator(n_freq=257, hidden_size=4, linear_size=4)
+    enhancer = SpectralMaskEnhancer(generator).eval()
+    noisy = 0.1 * torch.randn(2, 8000)
+    with torch.no_grad():
+        log_mag = enhancer.log_magnitude(noisy)
+        enhanced = enhancer(noisy, output="log_magnitude")
+        wav = enhancer(noisy)
+        resynth = enhancer.log_magnitude(wav)
+    assert log_mag.shape == (2, 8000 // 256 + 1, 257)
+    assert bool((enhanced >= 0.05 * log_mag - 1e-7).all())
+    assert bool((enhanced <= 1.2 * log_mag + 1e-6).all())
+    assert wav.shape == noisy.shape
+    # the waveform carries the enhanced magnitudes, up to the consistency
+    # of a masked STFT (overlapping frames disagree a little)
+    error = (resynth - enhanced).abs().mean() / enhanced.abs().mean()
+    assert float(error) < 0.05
+
+
+def test_identity_mask_gives_back_the_input():
+    class Ones(torch.nn.Module):
+        def forward(self, x, lengths=None):
+            return torch.ones_like(x)
+
+    enhancer = SpectralMaskEnhancer(Ones())
+    noisy = 0.1 * torch.randn(1, 4000)
+    assert torch.allclose(enhancer(noisy), noisy, atol=1e-5)
+
+
+# -- historical set ------------------------------------------------------------
+def write_epochs(root, epochs, per_epoch):
+    """Writes ``epochs`` epochs of ``per_epoch`` utterances."""
+    history = HistoricalSet(root, sample_rate=8000)
+    for epoch in range(1, epochs + 1):
+        items = [
+            (
+                f"e{epoch}u{i}",
+                np.full(400, 0.01 * i, dtype=np.float32),
+                {"pesq": 1.0 + i, "csig": math.nan if i == 0 else 2.0},
+            )
+            for i in range(per_epoch)
+        ]
+        history.write_epoch(epoch, "generator_pesq", items)
+    return history
+
+
+def test_historical_set_written_and_reread_after_resume(tmp_path):
+    write_epochs(tmp_path, epochs=3, per_epoch=4)
+    resumed = HistoricalSet(tmp_path, sample_rate=8000)  # a new process
+    assert resumed.complete_epochs() == [1, 2, 3]
+    records = resumed.records(before_epoch=3)
+    assert [r.uid for r in records][:2] == ["e1u0", "e1u1"]
+    assert len(records) == 8 and {r.epoch for r in records} == {1, 2}
+    assert records[1].scores == {"pesq": 2.0, "csig": 2.0}
+    assert math.isnan(records[0].scores["csig"])  # a failed metric
+    audio = records[2].load()
+    assert audio.shape == (400,) and abs(audio[0] - 0.02) < 1e-4
+
+
+def test_incomplete_epoch_is_ignored_and_rewritten(tmp_path):
+    history = write_epochs(tmp_path, epochs=2, per_epoch=2)
+    (history.epoch_folder(2) / "index.json").unlink()  # killed mid-write
+    assert history.complete_epochs() == [1]
+    assert len(history.records(before_epoch=10)) == 2
+    history.write_epoch(2, "generator_csig", [("x", np.zeros(10), {})])
+    assert [r.uid for r in history.epoch_records(2)] == ["x"]
+
+
+def test_historical_replay_samples_twenty_percent(tmp_path):
+    history = write_epochs(tmp_path, epochs=5, per_epoch=10)
+    sample = history.sample(before_epoch=6, fraction=0.2, seed=3)
+    assert len(sample) == 10  # 20 % of 50
+    assert len({(r.epoch, r.uid) for r in sample}) == 10
+    again = history.sample(before_epoch=6, fraction=0.2, seed=3)
+    assert [r.uid for r in again] == [r.uid for r in sample]
+    assert len(history.sample(before_epoch=3, fraction=0.2)) == 4
+    assert history.sample(before_epoch=1, fraction=0.2) == []
+    # utterance 0 of every epoch has no CSIG: it cannot be replayed
+    usable = history.sample(6, 0.2, seed=3, metrics=["pesq", "csig"])
+    assert len(usable) == 9 and all(r.uid[-2:] != "u0" for r in usable)
+
+
+def test_noisy_scores_cache_round_trip(tmp_path):
+    history = HistoricalSet(tmp_path)
+    history.save_noisy_scores({"u": {"pesq": 1.2, "csig": math.nan}})
+    cached = HistoricalSet(tmp_path).noisy_scores()
+    assert cached["u"]["pesq"] == 1.2 and math.isnan(cached["u"]["csig"])

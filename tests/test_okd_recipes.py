@@ -1,0 +1,221 @@
+"""``train_okd.py`` runs on tiny generated data with a silent utterance.
+
+Every yaml of the MetricGAN-OKD family runs with ``--debug`` and
+``metric_jobs: 2`` (metric workers in parallel); one training and one
+test utterance are digital silence, so PESQ fails on them and the run
+must go on. Models are shrunk on the command line; the code paths are
+those of the full recipes.
+"""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechbrain_kd.cli import main
+from speechbrain_kd.data.synthetic import make_mini_valentini
+from speechbrain_kd.inference import KDEnhancement
+from speechbrain_kd.profiling import load_module_from_hparams
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "recipes" / "Valentini" / "train_okd.py"
+TINY = [
+    "--hidden_size=8",
+    "--linear_size=8",
+    "--discriminator_channels=[2, 2, 2, 2]",
+    "--metric_jobs=2",
+    "--utterances_per_epoch=10",
+]
+YAMLS = {
+    "okd.yaml": ["pesq", "csig"],
+    "okd_causal.yaml": ["pesq", "csig"],
+    "okd_4metrics.yaml": ["pesq", "csig", "cbak", "covl"],
+    "metricgan_plus.yaml": ["pesq"],
+}
+SILENT_TRAIN = "p226_001"
+SILENT_TEST = "p232_001"
+
+
+@pytest.fixture(scope="module")
+def data_folder(tmp_path_factory):
+    """Mini VoiceBank-DEMAND with a silent training and test utterance."""
+    folder = tmp_path_factory.mktemp("okd_data")
+    make_mini_valentini(folder, n_train=6, n_test=2, seed=0)
+    for split, uid in (
+        ("trainset_28spk", SILENT_TRAIN),
+        ("testset", SILENT_TEST),
+    ):
+        for kind in ("clean", "noisy"):
+            path = folder / f"{kind}_{split}_wav" / f"{uid}.wav"
+            info = sf.info(path)
+            sf.write(path, np.zeros(info.frames), info.samplerate)
+    return folder
+
+
+def run_okd(hparams, data_folder, out, *args):
+    """Runs ``train_okd.py``; returns the completed process."""
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        str(REPO / "hparams" / hparams),
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={out / 'prepared'}",
+        f"--output_folder={out / 'run'}",
+        *TINY,
+        *args,
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def okd_runs(data_folder, tmp_path_factory):
+    """One ``--debug`` run per yaml (checkpoints kept for the export)."""
+    runs = {}
+    for hparams in YAMLS:
+        out = tmp_path_factory.mktemp(hparams.replace(".yaml", ""))
+        result = run_okd(
+            hparams, data_folder, out, "--debug", "--debug_persistently"
+        )
+        runs[hparams] = (out / "run", result)
+    return runs
+
+
+@pytest.mark.parametrize("hparams", sorted(YAMLS))
+def test_debug_run_reports_every_generator(okd_runs, hparams):
+    run, _ = okd_runs[hparams]
+    metrics = YAMLS[hparams]
+    log = (run / "train_log.txt").read_text()
+    epoch_lines = [line for line in log.splitlines() if "valid" in line]
+    assert len(epoch_lines) == 2  # --debug: two epochs
+    for line in epoch_lines:
+        for metric in metrics:
+            for score in ("pesq", "stoi", "csig", "cbak", "covl"):
+                assert f"valid {score}[{metric}]:" in line
+            assert f"train loss_adversarial_{metric}" in line
+        if len(metrics) > 1:
+            assert f"train loss_peer_{metrics[0]}" in line
+        assert "train loss_discriminator_enhanced" in line
+    for metric in metrics:
+        summary = json.loads(
+            (run / f"test_summary_generator_{metric}.json").read_text()
+        )
+        for key in ("pesq", "stoi", "csig", "cbak", "covl", "si_sdr"):
+            assert key in summary
+        assert summary["n_items"] == 2
+        assert summary["n_failed"] == 1  # the silent test utterance
+        wavs = sorted((run / "enhanced" / f"generator_{metric}").glob("*.wav"))
+        assert [w.stem for w in wavs] == [SILENT_TEST, "p257_001"]
+
+
+@pytest.mark.parametrize("hparams", sorted(YAMLS))
+def test_silent_utterance_is_dropped_from_the_critic_data(okd_runs, hparams):
+    run, result = okd_runs[hparams]
+    noisy = json.loads((run / "historical" / "noisy_scores.json").read_text())
+    assert noisy[SILENT_TRAIN]["pesq"] is None
+    assert all(
+        v["pesq"] is not None for k, v in noisy.items() if k != SILENT_TRAIN
+    )
+    index = json.loads(
+        (run / "historical" / "epoch_0001" / "index.json").read_text()
+    )
+    scores = {r["id"]: r["scores"] for r in index["records"]}
+    assert len(scores) == 4  # every training utterance, batch 1
+    assert scores[SILENT_TRAIN]["pesq"] is None
+    # 4 utterances x 3 examples, minus the silent one's enhanced and noisy
+    counts = re.findall(
+        r"(\d+) current examples", result.stdout + result.stderr
+    )
+    assert counts and all(int(c) == 10 for c in counts)
+
+
+def test_historical_set_grows_and_is_replayed(okd_runs):
+    run, result = okd_runs["okd.yaml"]
+    assert sorted(p.name for p in (run / "historical").glob("epoch_*")) == [
+        "epoch_0001",
+        "epoch_0002",
+    ]
+    replays = re.findall(
+        r"(\d+) historical replays", result.stdout + result.stderr
+    )
+    assert replays == ["0", "1"]  # 20 % of epoch 1's 4 utterances, rounded
+
+
+def test_causal_yaml_uses_unidirectional_generators(okd_runs):
+    run, _ = okd_runs["okd_causal.yaml"]
+    generator = load_module_from_hparams(
+        run / "hyperparams.yaml", key="generator_pesq"
+    )
+    assert generator.generator.lstm.rnn.bidirectional is False
+
+
+def test_each_generator_exports_and_loads_offline(
+    okd_runs, tmp_path, monkeypatch
+):
+    run, _ = okd_runs["okd.yaml"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    noisy = 0.1 * torch.randn(
+        1, 16000, generator=torch.Generator().manual_seed(0)
+    )
+    for metric in YAMLS["okd.yaml"]:
+        key = f"generator_{metric}"
+        out = tmp_path / key
+        code = main(
+            [
+                "export",
+                "--hparams",
+                str(run / "hyperparams.yaml"),
+                "--checkpoint",
+                str(run),
+                "--key",
+                key,
+                "--output",
+                str(out),
+            ]
+        )
+        assert code == 0
+        enhancer = KDEnhancement.from_hparams(
+            source=str(out), savedir=str(tmp_path / f"{key}_loaded")
+        )
+        trained = load_module_from_hparams(run / "hyperparams.yaml", key=key)
+        ckpt = sorted((run / "save").glob("CKPT+*"))[-1] / f"{key}.ckpt"
+        trained.load_state_dict(torch.load(ckpt, weights_only=True))
+        with torch.no_grad():
+            expected = trained.eval()(noisy)
+        got = enhancer.enhance_batch(noisy)
+        assert torch.allclose(got, expected, atol=1e-5)
+        card = (out / "README.md").read_text()
+        assert "MetricGANGenerator" in card or "SpectralMaskEnhancer" in card
+
+
+def test_resumed_run_continues_with_its_historical_set(data_folder, tmp_path):
+    first = run_okd("okd.yaml", data_folder, tmp_path, "--number_of_epochs=1")
+    run = tmp_path / "run"
+    epoch1 = run / "historical" / "epoch_0001"
+    before = {p.name: p.read_bytes() for p in epoch1.iterdir()}
+    assert "Going into epoch 1" in first.stdout + first.stderr
+    second = run_okd("okd.yaml", data_folder, tmp_path, "--number_of_epochs=2")
+    assert "Going into epoch 1" not in second.stdout + second.stderr
+    assert "Going into epoch 2" in second.stdout + second.stderr
+    after = {p.name: p.read_bytes() for p in epoch1.iterdir()}
+    assert after == before  # epoch 1's historical set intact
+    assert re.findall(
+        r"(\d+) historical replays", second.stdout + second.stderr
+    ) == ["1"]
+    log = (run / "train_log.txt").read_text()
+    assert log.count("epoch: 1 ") == 1 and log.count("epoch: 2 ") == 1
