@@ -1,0 +1,173 @@
+"""Mixtures from a clean folder and a noise folder, and the listening-
+enhancement recipe that trains MetricGAN-OKD on them."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechbrain_kd.data.folder_mix import noise_part, prepare_folder_mix
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """10 clean 'sentences' at 22.05 kHz (one in a sub-folder) and two
+    noise recordings at 16 kHz (one stereo)."""
+    root = tmp_path_factory.mktemp("folder_mix")
+    rng = np.random.default_rng(0)
+    t = np.arange(22050) / 22050
+    for i in range(10):
+        sentence = 0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t)
+        sentence *= np.sin(np.pi * 3 * t) ** 2  # syllable-like envelope
+        folder = root / "clean" / ("more" if i == 9 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"h{i:02d}.flac", sentence, 22050)
+    (root / "noise").mkdir()
+    sf.write(
+        root / "noise" / "white.wav", 0.1 * rng.standard_normal(48000), 16000
+    )
+    stereo = 0.05 * rng.standard_normal((32000, 2))
+    sf.write(root / "noise" / "car.wav", stereo, 16000)
+    return root
+
+
+def load(path):
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def test_mixtures_have_the_drawn_snrs_and_disjoint_splits(folders, tmp_path):
+    manifests = prepare_folder_mix(
+        folders / "clean",
+        folders / "noise",
+        tmp_path / "mix",
+        valid_fraction=0.1,
+        test_fraction=0.2,
+        seed=3,
+    )
+    sets = {split: load(path) for split, path in manifests.items()}
+    assert {k: len(v) for k, v in sets.items()} == {
+        "train": 7,
+        "valid": 1,
+        "test": 2,
+    }
+    ids = [set(v) for v in sets.values()]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert "more_h09" in set().union(*ids)
+    for split, entries in sets.items():
+        low, high = (-13, -1) if split == "test" else (-11, -3)
+        for entry in entries.values():
+            assert low <= entry["snr"] <= high
+            clean, rate = sf.read(entry["clean_wav"])
+            noisy, _ = sf.read(entry["noisy_wav"])
+            assert rate == 16000 and clean.shape == noisy.shape
+            assert clean.shape[0] == pytest.approx(16000, abs=1)
+            noise = noisy - clean
+            snr = 10 * np.log10(np.mean(clean**2) / np.mean(noise**2))
+            assert snr == pytest.approx(entry["snr"], abs=1e-3)
+            assert np.max(np.abs(noisy)) <= 0.99 + 1e-6
+
+
+def test_same_options_give_the_same_mixtures(folders, tmp_path):
+    first = load(
+        prepare_folder_mix(
+            folders / "clean", folders / "noise", tmp_path / "a", seed=1
+        )["train"]
+    )
+    second = load(
+        prepare_folder_mix(
+            folders / "clean", folders / "noise", tmp_path / "b", seed=1
+        )["train"]
+    )
+    assert [e["snr"] for e in first.values()] == [
+        e["snr"] for e in second.values()
+    ]
+    other = load(
+        prepare_folder_mix(
+            folders / "clean", folders / "noise", tmp_path / "c", seed=2
+        )["train"]
+    )
+    assert [e["snr"] for e in other.values()] != [
+        e["snr"] for e in first.values()
+    ]
+
+
+def test_test_noise_comes_from_the_held_out_tail():
+    noise = np.arange(100.0)
+    train, test = (
+        noise_part(noise, 0.3, "train"),
+        noise_part(noise, 0.3, "test"),
+    )
+    assert train.max() < test.min() and train.size == 70 and test.size == 30
+
+
+def test_bad_folders_and_options_are_named(folders, tmp_path):
+    with pytest.raises(FileNotFoundError, match="noise_folder"):
+        prepare_folder_mix(folders / "clean", tmp_path / "none", tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="clean_folder .* no audio"):
+        prepare_folder_mix(tmp_path / "empty", folders / "noise", tmp_path)
+    with pytest.raises(ValueError, match="train_snr"):
+        prepare_folder_mix(
+            folders / "clean", folders / "noise", tmp_path, train_snr=(3, -3)
+        )
+    with pytest.raises(ValueError, match="cannot be split"):
+        prepare_folder_mix(
+            folders / "clean",
+            folders / "noise",
+            tmp_path,
+            valid_fraction=0.5,
+            test_fraction=0.5,
+        )
+
+
+def test_listening_enhancement_recipe_debug_run(folders, tmp_path):
+    command = [
+        sys.executable,
+        str(REPO / "recipes" / "FolderMix" / "train_okd.py"),
+        str(REPO / "hparams" / "okd_listening.yaml"),
+        "--debug",
+        f"--clean_folder={folders / 'clean'}",
+        f"--noise_folder={folders / 'noise'}",
+        f"--prepare_folder={tmp_path / 'mix'}",
+        f"--output_folder={tmp_path / 'run'}",
+        "--hidden_size=8",
+        "--linear_size=8",
+        "--discriminator_channels=[2, 2, 2, 2]",
+        "--metric_jobs=2",
+        "--utterances_per_epoch=4",
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    run = tmp_path / "run"
+    for metric in ("pesq", "csig"):
+        summary = load(run / f"test_summary_generator_{metric}.json")
+        assert summary["n_items"] == 2
+    assert (run / "historical" / "epoch_0002" / "index.json").is_file()
+    train = load(tmp_path / "mix" / "train.json")
+    assert all(-11 <= e["snr"] <= -3 for e in train.values())
+
+
+def test_missing_clean_folder_is_a_clear_error(folders, tmp_path):
+    command = [
+        sys.executable,
+        str(REPO / "recipes" / "FolderMix" / "train_okd.py"),
+        str(REPO / "hparams" / "okd_listening.yaml"),
+        "--debug",
+        f"--clean_folder={tmp_path / 'nope'}",
+        f"--noise_folder={folders / 'noise'}",
+        f"--prepare_folder={tmp_path / 'mix'}",
+        f"--output_folder={tmp_path / 'run'}",
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2
+    assert "clean_folder" in result.stderr and "nope" in result.stderr
