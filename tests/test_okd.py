@@ -245,3 +245,119 @@ def test_noisy_scores_cache_round_trip(tmp_path):
     history.save_noisy_scores({"u": {"pesq": 1.2, "csig": math.nan}})
     cached = HistoricalSet(tmp_path).noisy_scores()
     assert cached["u"]["pesq"] == 1.2 and math.isnan(cached["u"]["csig"])
+
+
+# -- the Brain ---------------------------------------------------------------
+class FixedScores:
+    """Stands in for EnhancementMetricStats with fixed means."""
+
+    def __init__(self, **means):
+        self.metrics = list(means)
+        self.means = means
+
+    def summarize(self):
+        return {**self.means, "n_failed": 0, "n_items": 1}
+
+
+def small_brain(tmp_path, **hparams):
+    import speechbrain as sb
+
+    from speechbrain_kd.brains import OKDMetricGANBrain
+
+    def generator():
+        return SpectralMaskEnhancer(
+            MetricGANGenerator(hidden_size=4, linear_size=4)
+        )
+
+    modules = {
+        "generator_pesq": generator(),
+        "generator_csig": generator(),
+        "discriminator": MultiMetricDiscriminator(2, channels=(2, 2, 2, 2)),
+    }
+    checkpointer = sb.utils.checkpoints.Checkpointer(
+        tmp_path / "save", recoverables=modules
+    )
+    brain = OKDMetricGANBrain(
+        modules=modules,
+        hparams={
+            "target_metrics": ["pesq", "csig"],
+            "okd_loss": OKDLoss(),
+            "output_folder": str(tmp_path),
+            **hparams,
+        },
+        checkpointer=checkpointer,
+    )
+    return brain, checkpointer
+
+
+def test_selection_uses_the_first_generator_from_the_start_epoch(tmp_path):
+    import speechbrain as sb
+
+    brain, checkpointer = small_brain(tmp_path, selection_start_epoch=3)
+    pesq_by_epoch = {1: 3.0, 2: 2.9, 3: 2.0, 4: 2.5, 5: 2.2}
+    for epoch, pesq in pesq_by_epoch.items():
+        brain.generator_metrics = {
+            "pesq": FixedScores(pesq=pesq, csig=1.0),
+            "csig": FixedScores(pesq=4.0, csig=4.0),  # never selects
+        }
+        brain.on_stage_end(sb.Stage.VALID, 0.0, epoch)
+    best = checkpointer.find_checkpoint(max_key="selection_score")
+    assert best.meta["epoch"] == 4  # epochs 1-2 are before the start
+    scores = {
+        c.meta["epoch"]: c.meta["selection_score"]
+        for c in checkpointer.list_checkpoints()
+    }
+    assert scores == {4: 2.5, 5: 2.2}  # the best and the most recent
+
+
+def test_discriminator_examples_and_phase_optimizers(tmp_path):
+    brain, _ = small_brain(
+        tmp_path,
+        g_opt_class=lambda params: torch.optim.Adam(params, 1e-3),
+        d_opt_class=lambda params: torch.optim.Adam(params, 1e-3),
+    )
+    clean = torch.zeros(800)
+    example = brain.example(clean, clean, {"pesq": 2.5, "csig": 3.0}, "x")
+    assert example.targets.tolist() == [0.5, 0.5]
+    assert brain.example(clean, clean, None, "clean").targets.tolist() == [
+        1.0,
+        1.0,
+    ]
+    failed = {"pesq": math.nan, "csig": 3.0}
+    assert brain.example(clean, clean, failed, "x") is None
+    assert brain.example(clean, clean, {"pesq": 2.0}, "x") is None
+    brain.init_optimizers()
+    assert set(brain.optimizers_dict) == {
+        "generator_pesq",
+        "generator_csig",
+        "discriminator",
+    }
+    assert set(brain.freeze_optimizers(brain.optimizers_dict)) == {
+        "generator_pesq",
+        "generator_csig",
+    }
+    brain.phase = "discriminator"
+    assert set(brain.freeze_optimizers(brain.optimizers_dict)) == {
+        "discriminator"
+    }
+
+
+def test_brain_rejects_mismatched_modules(tmp_path):
+    from speechbrain_kd.brains import OKDMetricGANBrain
+
+    with pytest.raises(ValueError, match="generator_csig"):
+        OKDMetricGANBrain(
+            modules={
+                "generator_pesq": torch.nn.Linear(1, 1),
+                "discriminator": MultiMetricDiscriminator(2),
+            },
+            hparams={"target_metrics": ["pesq", "csig"]},
+        )
+    with pytest.raises(ValueError, match="n_metrics"):
+        OKDMetricGANBrain(
+            modules={
+                "generator_pesq": torch.nn.Linear(1, 1),
+                "discriminator": MultiMetricDiscriminator(3),
+            },
+            hparams={"target_metrics": ["pesq"]},
+        )

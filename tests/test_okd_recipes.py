@@ -219,3 +219,56 @@ def test_resumed_run_continues_with_its_historical_set(data_folder, tmp_path):
     ) == ["1"]
     log = (run / "train_log.txt").read_text()
     assert log.count("epoch: 1 ") == 1 and log.count("epoch: 2 ") == 1
+
+
+def test_mixed_precision_run(data_folder, tmp_path):
+    """``--precision=bf16`` goes through SpeechBrain's fit_batch for both
+    phases (the LSTM and the STFTs stay in float32)."""
+    result = run_okd(
+        "metricgan_plus.yaml",
+        data_folder,
+        tmp_path,
+        "--debug",
+        "--precision=bf16",
+    )
+    assert "--precision=bf16" in result.stdout + result.stderr
+    log = (tmp_path / "run" / "train_log.txt").read_text()
+    assert "epoch: 2" in log and "loss_discriminator_enhanced" in log
+
+
+def test_torchrun_two_processes_gloo(data_folder, tmp_path):
+    """Two CPU processes: the main one scores and writes the historical
+    set, both train on it. (``--debug_persistently``: plain ``--debug``
+    gives each process its own temporary checkpoint folder, and
+    SpeechBrain's checkpoint clean-up then waits forever under DDP.)"""
+    torchrun = pathlib.Path(sys.executable).parent / "torchrun"
+    command = [
+        str(torchrun),
+        "--nproc_per_node=2",
+        "--master_port=29541",
+        str(SCRIPT),
+        str(REPO / "hparams" / "okd.yaml"),
+        "--debug",
+        "--debug_persistently",
+        "--distributed_backend=gloo",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={tmp_path / 'prepared'}",
+        f"--output_folder={tmp_path / 'run'}",
+        *TINY,
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    run = tmp_path / "run"
+    index = json.loads(
+        (run / "historical" / "epoch_0002" / "index.json").read_text()
+    )
+    assert len(index["records"]) == 4
+    for metric in ("pesq", "csig"):
+        assert (run / f"test_summary_generator_{metric}.json").is_file()

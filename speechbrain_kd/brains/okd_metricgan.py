@@ -570,7 +570,9 @@ class OKDMetricGANBrain(EnhanceBrain):
         history : HistoricalSet
             Where to write.
         """
-        generator = self.modules[self.generator_names[index]]
+        # Unwrapped: DDP's forward syncs buffers across processes, and
+        # only the main process runs this.
+        generator = self.enhancer(index)
         generator.eval()
         enhanced = []
         with torch.no_grad():

@@ -124,7 +124,10 @@ class MetricGANGenerator(nn.Module):
         torch.Tensor
             Mask in ``(0, 1.2)``, same shape.
         """
-        out, _ = self.lstm(log_magnitude, lengths=lengths)
+        # The LSTM runs in float32 under mixed precision (--precision):
+        # CPU oneDNN has no bf16 LSTM and recurrences are safer in fp32.
+        with torch.autocast(log_magnitude.device.type, enabled=False):
+            out, _ = self.lstm(log_magnitude.float(), lengths=lengths)
         out = self.activation(self.linear1(out))
         return self.learnable_sigmoid(self.linear2(out))
 
@@ -310,8 +313,13 @@ class SpectralMaskEnhancer(nn.Module):
         torch.Tensor
             Complex spectrum.
         """
+        with torch.autocast(wav.device.type, enabled=False):
+            return self._stft(wav.float())
+
+    def _stft(self, wav):
+        """``torch.stft`` with these settings, ``[batch, frames, freq]``."""
         spec = torch.stft(
-            wav.float(),
+            wav,
             self.n_fft,
             self.hop_length,
             window=self.window,
@@ -369,8 +377,13 @@ class SpectralMaskEnhancer(nn.Module):
         torch.Tensor
             ``[batch, length]``.
         """
-        phase = torch.angle(noisy_spectrum)
-        spec = torch.polar(torch.expm1(log_magnitude), phase)
+        with torch.autocast(log_magnitude.device.type, enabled=False):
+            phase = torch.angle(noisy_spectrum)
+            magnitude = torch.expm1(log_magnitude.float())
+            return self._istft(torch.polar(magnitude, phase), length)
+
+    def _istft(self, spec, length):
+        """``torch.istft`` of ``[batch, frames, freq]`` spectra."""
         return torch.istft(
             spec.transpose(1, 2),
             self.n_fft,
