@@ -39,6 +39,32 @@ def load_recipe(argv):
     return hparams_file, hparams, run_opts, overrides
 
 
+def datasets_from_hparams(hparams):
+    """The train, valid and test datasets of a recipe's manifests.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``train_json``, ``valid_json``, ``test_json``, ``sample_rate``,
+        ``segment_seconds`` and ``segment_hop_seconds``.
+
+    Returns
+    -------
+    dict
+        See :func:`speechbrain_kd.data.pipelines.dataio_prep`.
+    """
+    from speechbrain_kd.data.pipelines import dataio_prep
+
+    return dataio_prep(
+        train_json=hparams["train_json"],
+        valid_json=hparams["valid_json"],
+        test_json=hparams["test_json"],
+        sample_rate=hparams["sample_rate"],
+        segment_seconds=hparams["segment_seconds"],
+        segment_hop_seconds=hparams["segment_hop_seconds"],
+    )
+
+
 def fit_and_test(brain_class, hparams, run_opts, datasets, **brain_kwargs):
     """Trains ``brain_class`` on ``datasets`` and runs the test stage.
 

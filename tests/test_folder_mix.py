@@ -171,3 +171,39 @@ def test_missing_clean_folder_is_a_clear_error(folders, tmp_path):
     )
     assert result.returncode == 2
     assert "clean_folder" in result.stderr and "nope" in result.stderr
+
+
+def test_mix_command(folders, tmp_path, capsys):
+    from speechbrain_kd.cli import main
+
+    code = main(
+        [
+            "mix",
+            "--clean-folder",
+            str(folders / "clean"),
+            "--noise-folder",
+            str(folders / "noise"),
+            "--save-folder",
+            str(tmp_path / "mix"),
+            "--train-snr",
+            "0",
+            "5",
+        ]
+    )
+    assert code == 0
+    manifests = json.loads(capsys.readouterr().out)
+    train = load(manifests["train"])
+    assert train and all(0 <= e["snr"] <= 5 for e in train.values())
+    code = main(
+        [
+            "mix",
+            "--clean-folder",
+            str(tmp_path / "missing"),
+            "--noise-folder",
+            str(folders / "noise"),
+            "--save-folder",
+            str(tmp_path / "mix2"),
+        ]
+    )
+    assert code == 2
+    assert "clean_folder" in capsys.readouterr().err

@@ -19,8 +19,12 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_kd.brains import OKDMetricGANBrain
 from speechbrain_kd.data.folder_mix import prepare_folder_mix
-from speechbrain_kd.data.pipelines import dataio_prep
-from speechbrain_kd.recipe import exit_with_message, fit_and_test, load_recipe
+from speechbrain_kd.recipe import (
+    datasets_from_hparams,
+    exit_with_message,
+    fit_and_test,
+    load_recipe,
+)
 
 
 def main(argv):
@@ -54,14 +58,7 @@ def main(argv):
                 "skip_prep": hparams["skip_prep"],
             },
         )
-        datasets = dataio_prep(
-            train_json=hparams["train_json"],
-            valid_json=hparams["valid_json"],
-            test_json=hparams["test_json"],
-            sample_rate=hparams["sample_rate"],
-            segment_seconds=hparams["segment_seconds"],
-            segment_hop_seconds=hparams["segment_hop_seconds"],
-        )
+        datasets = datasets_from_hparams(hparams)
         fit_and_test(OKDMetricGANBrain, hparams, run_opts, datasets)
     except (ValueError, FileNotFoundError, TypeError) as error:
         exit_with_message(error)

@@ -12,9 +12,9 @@ import logging
 
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_kd.data.pipelines import dataio_prep
 from speechbrain_kd.data.valentini import prepare_valentini
 from speechbrain_kd.recipe import (  # noqa: F401 (the scripts' API)
+    datasets_from_hparams,
     exit_with_message,
     fit_and_test,
     load_recipe,
@@ -52,14 +52,7 @@ def run(brain_class, hparams, run_opts, **brain_kwargs):
             "skip_prep": hparams["skip_prep"],
         },
     )
-    datasets = dataio_prep(
-        train_json=hparams["train_json"],
-        valid_json=hparams["valid_json"],
-        test_json=hparams["test_json"],
-        sample_rate=hparams["sample_rate"],
-        segment_seconds=hparams["segment_seconds"],
-        segment_hop_seconds=hparams["segment_hop_seconds"],
-    )
+    datasets = datasets_from_hparams(hparams)
     return fit_and_test(
         brain_class, hparams, run_opts, datasets, **brain_kwargs
     )
