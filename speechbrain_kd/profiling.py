@@ -46,6 +46,7 @@ Example
 import contextlib
 import os
 import pathlib
+import re
 import statistics
 import sys
 import time
@@ -647,6 +648,29 @@ def _module_keys(hparams):
     return keys
 
 
+def _fill_placeholders(text, overrides):
+    """Overrides giving every top-level ``!PLACEHOLDER`` a dummy value.
+
+    A training recipe asks for its data folders, which building a module
+    does not need; explicit ``overrides`` win.
+
+    Example
+    -------
+    >>> _fill_placeholders("data: !PLACEHOLDER\\nx: 1\\n", {"x": 2})
+    {'data': 'unused', 'x': 2}
+    """
+    import yaml
+
+    if isinstance(overrides, str):
+        overrides = yaml.safe_load(overrides) or {}
+    filled = {
+        name: "unused"
+        for name in re.findall(r"^(\w+):\s*!PLACEHOLDER", text, re.MULTILINE)
+    }
+    filled.update(overrides or {})
+    return filled
+
+
 def load_module_from_hparams(yaml_path, key="model", overrides=None):
     """Loads a HyperPyYAML file and returns the module under ``key``.
 
@@ -689,8 +713,9 @@ def load_module_from_hparams(yaml_path, key="model", overrides=None):
     path = pathlib.Path(yaml_path)
     if not path.is_file():
         raise FileNotFoundError(f"hparams file not found: {path}")
-    with open(path, encoding="utf-8") as stream:
-        hparams = load_hyperpyyaml(stream, overrides)
+    text = path.read_text(encoding="utf-8")
+    overrides = _fill_placeholders(text, overrides)
+    hparams = load_hyperpyyaml(text, overrides)
     if not isinstance(hparams, dict):
         raise ValueError(f"{path} does not hold a mapping of keys")
     value, found = hparams, True

@@ -366,3 +366,22 @@ def test_cli_profile_overrides_and_unknown_key(hparams_file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("speechbrain-kd: error: no key 'generator'")
     assert "model, other, modules.enhancer" in err
+
+
+def test_recipe_yaml_with_placeholders_profiles_a_metricgan_generator():
+    """A training recipe's data folders are filled in for profiling; the
+    generator's MACs equal the hand count (BLSTM 2 x 200 + two linears
+    per frame, 63 frames in 1 s at hop 256)."""
+    import pathlib
+
+    recipe = pathlib.Path(__file__).resolve().parents[1] / "hparams"
+    generator = load_module_from_hparams(
+        recipe / "okd.yaml", key="generator_pesq"
+    )
+    per_frame = (
+        2 * 4 * 200 * (257 + 200)  # layer 1, both directions
+        + 2 * 4 * 200 * (400 + 200)  # layer 2
+        + 400 * 300
+        + 300 * 257
+    )
+    assert count_macs(generator, torch.zeros(1, 16000)) == 63 * per_frame
