@@ -221,15 +221,17 @@ def test_resumed_run_continues_with_its_historical_set(data_folder, tmp_path):
     assert log.count("epoch: 1 ") == 1 and log.count("epoch: 2 ") == 1
 
 
-def test_mixed_precision_run(data_folder, tmp_path):
-    """``--precision=bf16`` goes through SpeechBrain's fit_batch for both
-    phases (the LSTM and the STFTs stay in float32)."""
+def test_mixed_precision_and_accumulation_run(data_folder, tmp_path):
+    """``--precision=bf16`` and gradient accumulation go through
+    SpeechBrain's fit_batch for both phases (the LSTM and the STFTs stay
+    in float32; the critic counts its own steps)."""
     result = run_okd(
         "metricgan_plus.yaml",
         data_folder,
         tmp_path,
         "--debug",
         "--precision=bf16",
+        "--grad_accumulation_factor=2",
     )
     assert "--precision=bf16" in result.stdout + result.stderr
     log = (tmp_path / "run" / "train_log.txt").read_text()
