@@ -274,3 +274,20 @@ def test_torchrun_two_processes_gloo(data_folder, tmp_path):
     assert len(index["records"]) == 4
     for metric in ("pesq", "csig"):
         assert (run / f"test_summary_generator_{metric}.json").is_file()
+
+
+def test_one_discriminator_per_metric_run(data_folder, tmp_path):
+    """``shared_discriminator: False`` (the paper's reading) trains one
+    critic per target metric with the same scheme."""
+    run_okd(
+        "okd.yaml",
+        data_folder,
+        tmp_path,
+        "--debug",
+        "--debug_persistently",
+        "--shared_discriminator=False",
+    )
+    ckpt = sorted((tmp_path / "run" / "save").glob("CKPT+*"))[-1]
+    state = torch.load(ckpt / "discriminator.ckpt", weights_only=True)
+    heads = {key.split(".")[1] for key in state}
+    assert heads == {"0", "1"}  # discriminators.0 and .1
