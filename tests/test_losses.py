@@ -198,3 +198,44 @@ def test_short_signals_do_not_crash():
     assert value[1].item() == pytest.approx(alone.item(), rel=1e-5)
     clean = torch.ones(1, 800)
     assert WeightedCleanNoiseLoss()(clean, clean, clean).item() == 0.0
+
+
+def test_second_target_reuses_the_estimate_stfts_with_same_values_and_grads():
+    """KD scores one output against the clean speech and the teacher with
+    one loss object: the shared STFTs change neither values nor gradients
+    (compared with a fresh loss object per target)."""
+    torch.manual_seed(0)
+    noisy = torch.randn(2, 3000)
+    clean, teacher = torch.randn(2, 3000), torch.randn(2, 3000)
+    lengths = torch.tensor([1.0, 0.8])
+    weights = torch.randn(2, 3000, requires_grad=True)
+
+    def total(shared):
+        loss_a = WeightedCleanNoiseLoss()
+        loss_b = loss_a if shared else WeightedCleanNoiseLoss()
+        calls = []
+        for stft_loss in {loss_a.stft_loss, loss_b.stft_loss}:
+            inner = stft_loss._magnitudes
+            stft_loss._magnitudes = lambda *a, f=inner: calls.append(1) or f(*a)
+        enhanced = weights * noisy
+        value = loss_a(enhanced, clean, noisy, lengths)
+        value = value + loss_b(enhanced, teacher, noisy, lengths.clone())
+        (grad,) = torch.autograd.grad(value, weights)
+        return value.detach(), grad, len(calls)
+
+    separate, grad_separate, calls_separate = total(shared=False)
+    shared, grad_shared, calls_shared = total(shared=True)
+    assert torch.allclose(shared, separate, rtol=1e-6)
+    assert torch.allclose(grad_shared, grad_separate, rtol=1e-5, atol=1e-9)
+    # 3 resolutions: estimate + target per call, the estimate once if shared
+    assert (calls_separate, calls_shared) == (12, 9)
+
+
+def test_estimate_memo_sees_in_place_changes():
+    loss = WeightedCleanNoiseLoss()
+    clean, noisy = torch.randn(1, 2000), torch.randn(1, 2000)
+    enhanced = clean.clone()
+    assert loss(enhanced, clean, noisy).item() == 0.0
+    enhanced.mul_(0.5)  # same tensor object, new values
+    fresh = WeightedCleanNoiseLoss()(enhanced.clone(), clean, noisy)
+    assert torch.allclose(loss(enhanced, clean, noisy), fresh)
