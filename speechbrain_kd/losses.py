@@ -19,6 +19,8 @@ All losses are written from the published descriptions (MANNER, Park et al.,
 ICASSP 2022; see ``IMPLEMENTATION_NOTES.md`` §1); no code is copied.
 """
 
+import weakref
+
 import torch
 import torch.nn as nn
 
@@ -262,6 +264,7 @@ class MultiResolutionSTFTLoss(nn.Module):
         if memo is None or memo[0] is not predictions or memo[1] != key:
             memo = (predictions, key, {})
             self.__dict__["_memo"] = memo
+            _forget_memo_after_backward(self, predictions)
         return memo[2]
 
     def _magnitudes(self, signal, absolute, index):
@@ -365,6 +368,27 @@ class MultiResolutionSTFTLoss(nn.Module):
         return _reduce(total / len(self.resolutions), reduction)
 
 
+def _forget_memo_after_backward(module, tensor):
+    """Drops ``module``'s memo once a backward pass goes through ``tensor``.
+
+    The memo holds autograd graph nodes; after a backward pass they are
+    freed, so the same tensor scored again must be recomputed. The hook
+    holds a weak reference and a token, not the memo (no reference cycle).
+    """
+    if not tensor.requires_grad:
+        return
+    token = module.__dict__.get("_memo_token", 0) + 1
+    module.__dict__["_memo_token"] = token
+    owner = weakref.ref(module)
+
+    def forget(grad):
+        target = owner()
+        if target is not None and target.__dict__.get("_memo_token") == token:
+            target.__dict__.pop("_memo", None)
+
+    tensor.register_hook(forget)
+
+
 class WeightedCleanNoiseLoss(nn.Module):
     """MANNER's weighted clean/noise loss (L1 + multi-resolution STFT).
 
@@ -452,6 +476,7 @@ class WeightedCleanNoiseLoss(nn.Module):
             est = torch.cat([enhanced, noisy - enhanced], dim=0)
             memo = (given, key, est)
             self.__dict__["_memo"] = memo
+            _forget_memo_after_backward(self, est)
         return memo[2]
 
     def forward(self, enhanced, clean, noisy, length=None, reduction="mean"):

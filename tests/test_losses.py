@@ -239,3 +239,22 @@ def test_estimate_memo_sees_in_place_changes():
     enhanced.mul_(0.5)  # same tensor object, new values
     fresh = WeightedCleanNoiseLoss()(enhanced.clone(), clean, noisy)
     assert torch.allclose(loss(enhanced, clean, noisy), fresh)
+
+
+def test_same_output_scored_again_after_a_backward_pass():
+    """The memo holds graph nodes that a backward pass frees: scoring the
+    same tensor again afterwards recomputes (no 'backward through the
+    graph a second time' error) and gives the same gradient."""
+    enhanced = torch.randn(1, 2000, requires_grad=True)
+    clean, noisy = torch.randn(1, 2000), torch.randn(1, 2000)
+    cases = [
+        (WeightedCleanNoiseLoss(), (enhanced, clean, noisy)),
+        (MultiResolutionSTFTLoss(), (enhanced, clean)),
+    ]
+    for loss, args in cases:
+        grads = []
+        for _ in range(2):
+            loss(*args).backward()
+            grads.append(enhanced.grad.clone())
+            enhanced.grad = None
+        assert torch.allclose(grads[0], grads[1])

@@ -60,7 +60,7 @@ from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from tqdm import tqdm
 
 from speechbrain_kd.brains.enhance import EnhanceBrain, _finite
-from speechbrain_kd.brains.historical import HistoricalSet
+from speechbrain_kd.brains.historical import HistoricalRecord, HistoricalSet
 from speechbrain_kd.distill.okd import check_target_metrics, normalize_metric
 from speechbrain_kd.distill.taps import unwrap_model
 from speechbrain_kd.metrics import EnhancementMetricStats, evaluate_pairs
@@ -429,17 +429,12 @@ class OKDMetricGANBrain(EnhanceBrain):
                 self.example(clean, clean, None, "clean"),
             ]
         examples = [e for e in examples if e is not None]
-        replay = []
+        # Replayed records (usable targets only) are loaded one at a time
+        # in the update loop: late in training they are thousands.
         fraction = float(self.hparam("historical_fraction", 0.2))
-        sampled = history.sample(
+        replay = history.sample(
             epoch, fraction, self.hparam("seed", 0), self.target_metrics
         )
-        for record in sampled:
-            clean = self.train_item_clean(record.uid, clean_by_id)
-            replay.append(
-                self.example(clean, record.load(), record.scores, "historical")
-            )
-        replay = [e for e in replay if e is not None]
         logger.info(
             "Epoch %d discriminator phase: generator %s, %d current "
             "examples, %d historical replays",
@@ -463,7 +458,10 @@ class OKDMetricGANBrain(EnhanceBrain):
                     order = list(examples_of_pass)
                     rng.shuffle(order)
                     for example in order:
-                        self.discriminator_update(example)
+                        if isinstance(example, HistoricalRecord):
+                            example = self.replay_example(example, clean_by_id)
+                        if example is not None:
+                            self.discriminator_update(example)
                         bar.update()
         finally:
             self.phase = GENERATOR
@@ -527,6 +525,24 @@ class OKDMetricGANBrain(EnhanceBrain):
             kind=kind,
         )
 
+    def replay_example(self, record, known):
+        """The discriminator example of a historical record (loaded now).
+
+        Arguments
+        ---------
+        record : HistoricalRecord
+            An enhanced utterance of an earlier epoch.
+        known : dict
+            Clean waveforms already loaded, by id.
+
+        Returns
+        -------
+        DiscriminatorExample or None
+            None if a target is undefined.
+        """
+        clean = self.train_item_clean(record.uid, known)
+        return self.example(clean, record.load(), record.scores, "historical")
+
     def train_item_clean(self, uid, known):
         """The clean waveform of training utterance ``uid``.
 
@@ -553,7 +569,9 @@ class OKDMetricGANBrain(EnhanceBrain):
                     "training set must be a DynamicItemDataset"
                 )
             index_of = self._train_index = {u: i for i, u in enumerate(ids)}
-        return self.train_dataset[index_of[uid]]["clean_sig"]
+        # Only the clean signal is read (not the noisy one too).
+        with self.train_dataset.output_keys_as(["clean_sig"]):
+            return self.train_dataset[index_of[uid]]["clean_sig"]
 
     def write_current_set(self, epoch, index, items, history):
         """Enhances the epoch's utterances with generator ``index``, scores
