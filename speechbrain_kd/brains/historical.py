@@ -82,6 +82,16 @@ class HistoricalSet:
         Folder (created on first write).
     sample_rate : int
         Sample rate of the stored wavs.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> history = HistoricalSet(tempfile.mkdtemp())
+    >>> for epoch in (1, 2):
+    ...     history.write_epoch(epoch, "generator_pesq", [
+    ...         (f"u{i}", np.zeros(160), {"pesq": 2.0}) for i in range(5)])
+    >>> history.complete_epochs(), len(history.sample(3, fraction=0.2))
+    ([1, 2], 2)
     """
 
     def __init__(self, root, sample_rate=16000):

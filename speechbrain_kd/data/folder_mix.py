@@ -181,6 +181,15 @@ def audio_files(folder, name):
     -------
     list of pathlib.Path
         ``.wav`` and ``.flac`` files, recursively.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> audio_files(root, "noise_folder")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: noise_folder ... holds no audio files (.wav, .flac)
     """
     folder = pathlib.Path(folder)
     if not folder.is_dir():
@@ -214,6 +223,13 @@ def split_files(files, valid_fraction, test_fraction, rng):
     -------
     dict
         ``{"train": [...], "valid": [...], "test": [...]}``.
+
+    Example
+    -------
+    >>> splits = split_files(list("abcdefghij"), 0.1, 0.2,
+    ...                      np.random.default_rng(0))
+    >>> {name: len(files) for name, files in splits.items()}
+    {'test': 2, 'valid': 1, 'train': 7}
     """
     order = [files[i] for i in rng.permutation(len(files))]
     n_test = max(1, round(test_fraction * len(files))) if test_fraction else 0
@@ -326,6 +342,15 @@ def read_audio(path, sample_rate):
     -------
     numpy.ndarray
         ``[time]``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "stereo.wav"
+    >>> sf.write(path, np.ones((800, 2)) * [0.2, 0.4], 8000)
+    >>> audio = read_audio(path, 16000)
+    >>> audio.shape, round(float(audio[800]), 3)
+    ((1600,), 0.3)
     """
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
