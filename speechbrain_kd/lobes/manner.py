@@ -90,6 +90,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_kd.lobes.orientation import orient_output as orient
+
 VIEWS = ("channel", "global", "local")
 BASIC_BN_MOMENTUM = 0.01
 
@@ -834,6 +836,11 @@ class MANNER(nn.Module):
     rescale : float or None
         Reference std of the Demucs-style weight rescaling (see
         :func:`rescale_conv_weights`); ``None`` or ``0`` disables it.
+    orient_output : bool
+        Negate ``out_conv`` after initialisation when the model starts
+        anti-correlated with its input (see
+        :mod:`speechbrain_kd.lobes.orientation`; mono models only). A
+        sign-inverted start trains to near-silent, sign-inverted output.
 
     Example
     -------
@@ -858,6 +865,7 @@ class MANNER(nn.Module):
         growth=2,
         normalize=True,
         rescale=0.1,
+        orient_output=True,
     ):
         super().__init__()
         for name, value in (
@@ -948,6 +956,8 @@ class MANNER(nn.Module):
         self.out_conv = nn.Conv1d(channels, out_channels, 3, padding=1)
         if rescale:
             rescale_conv_weights(self, rescale)
+        if orient_output and in_channels == out_channels == 1:
+            orient(self, self.out_conv)
 
     def attention_tap_names(self):
         """Names of the MV-AT view taps of this model.

@@ -141,6 +141,7 @@ from speechbrain_kd.lobes.manner import (
     attention_tap_names,
     rescale_conv_weights,
 )
+from speechbrain_kd.lobes.orientation import orient_output as orient
 
 
 class CausalLayer(nn.Module):
@@ -986,6 +987,9 @@ class RTSENet(nn.Module):
         Global-attention past window in frames.
     rescale : float or None
         Demucs-style weight rescaling reference (``None``/0: off).
+    orient_output : bool
+        Negate ``out_conv`` after initialisation when the model starts
+        anti-correlated with its input (as :class:`MANNER`).
 
     Example
     -------
@@ -1008,6 +1012,7 @@ class RTSENet(nn.Module):
         pool_window=64,
         attention_window=32,
         rescale=0.1,
+        orient_output=True,
     ):
         super().__init__()
         attention_layers = tuple(sorted(int(i) for i in attention_layers))
@@ -1051,6 +1056,8 @@ class RTSENet(nn.Module):
         self.out_conv = CausalConv1d(channels, 1, 3)
         if rescale:
             rescale_conv_weights(self, rescale)
+        if orient_output:
+            orient(self, self.out_conv.conv)
         for name, module in self.named_modules():
             if isinstance(module, CausalLayer):
                 module.state_key = name
