@@ -41,8 +41,10 @@ from speechbrain.utils.distributed import (
     run_on_main,
 )
 
+from speechbrain_kd.brains.batchnorm import recalibrate_batchnorm
 from speechbrain_kd.brains.checkpoints import set_aside_incomplete_checkpoints
 from speechbrain_kd.metrics import ALL_METRICS, EnhancementMetricStats
+from speechbrain_kd.metrics.health import HEALTH_KEYS, collapsed
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +284,8 @@ class EnhanceBrain(sb.Brain):
         self.term_averages()  # drop anything left from an aborted stage
         if stage == sb.Stage.TRAIN:
             return
+        if stage == sb.Stage.VALID:
+            self.recalibrate_batchnorm()
         names = (
             self.hparam("valid_metrics", DEFAULT_VALID_METRICS)
             if stage == sb.Stage.VALID
@@ -309,7 +313,10 @@ class EnhanceBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
-        summary = self.summarize_metrics()
+        label = str(stage).split(".")[-1].lower()
+        if epoch is not None:
+            label = f"{label}, epoch {epoch}"
+        summary = self.summarize_metrics(label=label)
         stats.update(summary)
         if stage == sb.Stage.VALID:
             optimizer = getattr(self, "optimizer", None)
@@ -335,19 +342,25 @@ class EnhanceBrain(sb.Brain):
             if if_main_process():
                 self.write_test_report(stats)
 
-    def summarize_metrics(self, metrics=None):
+    def summarize_metrics(self, metrics=None, label=None):
         """Per-metric means on the main process, broadcast to all.
+
+        Logs a warning when the output has collapsed (see
+        :class:`~speechbrain_kd.metrics.health.OutputHealth`).
 
         Arguments
         ---------
         metrics : EnhancementMetricStats, optional
             The accumulator (default: ``self.metrics``).
+        label : str, optional
+            What was evaluated, for the warning (e.g. ``valid, epoch 3``).
 
         Returns
         -------
         dict
-            Metric means (``pesq``, ``stoi``, ...), ``n_failed`` and
-            ``n_items``.
+            Metric means (``pesq``, ``stoi``, ...), ``n_failed``,
+            ``n_items`` and the output health (``rms_ratio``,
+            ``si_sdr_median``, ``collapsed_files``).
         """
         metrics = self.metrics if metrics is None else metrics
         summary = None
@@ -356,8 +369,23 @@ class EnhanceBrain(sb.Brain):
             summary = {
                 key: (float(value) if isinstance(value, float) else value)
                 for key, value in full.items()
-                if key in metrics.metrics or key.startswith("n_")
+                if key in metrics.metrics
+                or key.startswith("n_")
+                or key in HEALTH_KEYS
             }
+            if collapsed(full):
+                logger.warning(
+                    "%s: the output collapsed on %.0f%% of %d files "
+                    "(median output/clean RMS ratio %.3f, median SI-SDR "
+                    "%.1f dB): the model emits near-silence or a signal "
+                    "unrelated to the speech. See 'Collapsed output' in "
+                    "recipes/Valentini/README.md.",
+                    label or "evaluation",
+                    100 * full["collapsed_files"],
+                    full["n_items"],
+                    full["rms_ratio"],
+                    full["si_sdr_median"],
+                )
         return ddp_broadcast(summary, src=0)
 
     def write_test_report(self, stats, metrics=None, suffix=""):
@@ -467,7 +495,33 @@ class EnhanceBrain(sb.Brain):
         )
         if stage == sb.Stage.TRAIN:
             self.train_batches_per_epoch = len(loader)
+            self.recalibration_data = (dataset, kw.get("batch_size", 1))
         return loader
+
+    def recalibrate_batchnorm(self):
+        """Re-estimates the model's BatchNorm statistics before validation.
+
+        Runs the first ``hparams.bn_recalibration_batches`` (default 32)
+        training batches (of the training batch size) through the model in
+        training mode without gradients, with cumulative averaging (see
+        :func:`speechbrain_kd.brains.batchnorm.recalibrate_batchnorm`).
+        Validation, the saved checkpoint and the test then use statistics
+        of the current weights instead of a running average that lags far
+        behind them in short runs (momentum 0.01). ``0`` turns it off.
+        The training itself is unchanged.
+        """
+        batches = int(self.hparam("bn_recalibration_batches", 32) or 0)
+        data = getattr(self, "recalibration_data", None)
+        if batches <= 0 or data is None:
+            return
+        dataset, batch_size = data
+        model = self.modules["model"]
+
+        def forward(batch):
+            noisy, _ = batch.to(self.device).noisy_sig
+            model(noisy)
+
+        recalibrate_batchnorm(model, dataset, forward, batches, batch_size)
 
     def init_optimizers(self):
         """Creates the optimizer, then the per-batch LR schedule if any."""

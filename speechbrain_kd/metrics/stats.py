@@ -41,6 +41,7 @@ from speechbrain_kd.metrics.evaluation import (
     evaluate_pairs,
     is_failure,
 )
+from speechbrain_kd.metrics.health import OutputHealth
 from speechbrain_kd.metrics.pool import DEFAULT_TIMEOUT, SafePool
 
 __all__ = ["EnhancementMetricStats"]
@@ -140,6 +141,7 @@ class EnhancementMetricStats(MetricStats):
         self.timeout = timeout
         self.clip = clip
         self._pool = None
+        self.health = OutputHealth()
         super().__init__(
             metric=self.metrics[0], n_jobs=n_jobs, batch_eval=False
         )
@@ -151,6 +153,7 @@ class EnhancementMetricStats(MetricStats):
         self.rows = []
         self.scores = []
         self.summary = {}
+        self.health = OutputHealth()
 
     def close(self):
         """Stops the worker processes, if any (they restart on demand)."""
@@ -205,6 +208,8 @@ class EnhancementMetricStats(MetricStats):
         self.ids.extend(ids)
         self.rows.extend(rows)
         self.scores.extend(row[self.metrics[0]] for row in rows)
+        for clean, enhanced in zip(target, predict):
+            self.health.append(clean, enhanced)
 
     @property
     def failed_ids(self):
@@ -233,7 +238,10 @@ class EnhancementMetricStats(MetricStats):
             ``max_id`` of the primary metric; the mean of every metric
             under its own name; ``n_failed`` (utterances with any NaN
             metric) and ``n_items``. Means ignore failed utterances and
-            are NaN when there is none left.
+            are NaN when there is none left. The output health
+            (:class:`~speechbrain_kd.metrics.health.OutputHealth`:
+            ``rms_ratio``, ``si_sdr_median``, ``collapsed_files``) over
+            every utterance.
         """
         self.close()
         good = [
@@ -266,6 +274,7 @@ class EnhancementMetricStats(MetricStats):
             summary[name] = float(np.mean(values)) if good else math.nan
         summary["n_failed"] = len(self.rows) - len(good)
         summary["n_items"] = len(self.rows)
+        summary.update(self.health.summarize())
         self.summary = summary
         if field is not None:
             return summary[field]
