@@ -81,6 +81,23 @@ class EnhanceBrain(sb.Brain):
     0.0
     """
 
+    def __init__(
+        self,
+        modules=None,
+        opt_class=None,
+        hparams=None,
+        run_opts=None,
+        checkpointer=None,
+    ):
+        super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
+        if getattr(self.checkpointer, "tempdir", None) is not None:
+            # --debug gives every process its own temporary checkpoint
+            # folder; the others then never see the checkpoints the main
+            # process saves and deletes, and the next deletion deadlocks
+            # (SpeechBrain 1.1.2). Share the main process's folder.
+            folder = ddp_broadcast(str(self.checkpointer.checkpoints_dir))
+            self.checkpointer.checkpoints_dir = pathlib.Path(folder)
+
     # -- forward and loss ------------------------------------------------
     def compute_forward(self, batch, stage):
         """Enhances the noisy batch.
