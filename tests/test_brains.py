@@ -677,6 +677,10 @@ def test_test_stage_writes_wavs_csv_and_summary(tmp_path):
         expected[item["id"]] = {
             "si_sdr": si_sdr(clean, enhanced),
             "snr": snr(clean, enhanced),
+            "rms_ratio": float(
+                np.sqrt(np.mean(enhanced.astype(np.float64) ** 2))
+                / np.sqrt(np.mean(clean.astype(np.float64) ** 2))
+            ),
         }
     assert sorted(p.name for p in (out / "enhanced").iterdir()) == [
         "u0.wav",
@@ -702,6 +706,9 @@ def test_test_stage_writes_wavs_csv_and_summary(tmp_path):
         "snr",
         "n_failed",
         "n_items",
+        "rms_ratio",
+        "si_sdr_median",
+        "collapsed_files",
     }
     assert summary["n_items"] == 3 and summary["n_failed"] == 0
     assert summary["loss"] == pytest.approx(loss)
@@ -709,6 +716,14 @@ def test_test_stage_writes_wavs_csv_and_summary(tmp_path):
     for name in ("si_sdr", "snr"):
         mean = np.mean([v[name] for v in expected.values()])
         assert summary[name] == pytest.approx(mean, abs=1e-3)
+    # Output health: medians over the files, none collapsed.
+    for name, key in (("rms_ratio", "rms_ratio"), ("si_sdr", "si_sdr_median")):
+        median = np.median([v[name] for v in expected.values()])
+        assert summary[key] == pytest.approx(median, abs=1e-6)
+    collapsed = np.mean(
+        [v["rms_ratio"] < 0.2 or v["si_sdr"] < 0 for v in expected.values()]
+    )
+    assert summary["collapsed_files"] == collapsed
 
 
 def speech_items(shared_data, count=2):

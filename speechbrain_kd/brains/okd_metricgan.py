@@ -678,7 +678,10 @@ class OKDMetricGANBrain(EnhanceBrain):
             return
         summaries = {}
         for metric, metrics in self.generator_metrics.items():
-            summaries[metric] = self.summarize_metrics(metrics)
+            label = f"{str(stage).split('.')[-1].lower()}, {metric} generator"
+            if epoch is not None:
+                label = f"{label}, epoch {epoch}"
+            summaries[metric] = self.summarize_metrics(metrics, label=label)
             for key, value in summaries[metric].items():
                 stats[f"{key}[{metric}]"] = value
         if stage == sb.Stage.VALID:
