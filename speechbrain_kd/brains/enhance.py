@@ -19,7 +19,11 @@ so ``--precision``, gradient accumulation, clipping and step counting work):
   checkpoint kept for the best validation ``hparams.ckpt_max_key``
   (default ``pesq``) plus the most recent one;
 * a test stage that writes the enhanced wavs, a per-utterance CSV and a
-  summary JSON with every metric of ``hparams.test_metrics``.
+  summary JSON with every metric of ``hparams.test_metrics``;
+* BatchNorm statistics re-estimated before each validation
+  (``hparams.bn_recalibration_batches``, see :meth:`recalibrate_batchnorm`);
+* the output health of every validation and test file (RMS ratio, SI-SDR)
+  in the logs, with a warning when the output has collapsed.
 
 Under DDP, metrics are computed and files written on the main process only;
 the summary is broadcast so that every process saves the same checkpoint
@@ -535,6 +539,7 @@ class EnhanceBrain(sb.Brain):
         model = self.modules["model"]
 
         def forward(batch):
+            """Runs the model on the noisy signals of ``batch``."""
             noisy, _ = batch.to(self.device).noisy_sig
             model(noisy)
 
