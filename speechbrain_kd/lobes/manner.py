@@ -6,6 +6,12 @@ Interspeech 2022), written from the architecture description in
 ``IMPLEMENTATION_NOTES.md`` §1. It is a plain :class:`torch.nn.Module`: it
 knows nothing of training or distillation.
 
+It reproduces the official model (winddori2002/MANNER, ``models.MANNER``
+and ``models_small.MANNER``): with official weights loaded through
+:mod:`speechbrain_kd.lobes.manner_official`, every attention view, MA
+block output and the model output match golden outputs of the official
+code in eval mode (``pytest tests/test_manner_golden.py``).
+
 Architecture (waveform in, waveform out)
 ---------------------------------------
 1. Normalise: ``std`` = standard deviation over time,
@@ -48,17 +54,16 @@ Initialisation: PyTorch's default initialisation followed by the
 Demucs-style *weight rescaling*: for every Conv1d and ConvTranspose1d,
 ``scale = (weight.std() / rescale) ** 0.5`` and both the weight and the
 bias are divided by ``scale`` (``rescale=0.1`` by default; ``rescale=None``
-or ``0`` keeps the default initialisation). The BatchNorm layers of the
-basic conv blocks (:class:`BasicConv`) use momentum 0.01.
+or ``0`` keeps the default initialisation); then the optional output
+orientation (``orient_output``).
 
-Choices the notes leave open (documented here, fixed in code): the
-channel attention pools over the un-chunked sequence of the layer; the
-local attention map multiplies the depthwise-conv features of the chunk;
-the zero-padded edge chunks take part in the global attention like any
-other chunk; BatchNorm momentum 0.01 applies to the :class:`BasicConv`
-blocks (``in_conv``, down/up convs, the last conv and shortcut of ResCon,
-and every conv of the MA block except the local depthwise one), the
-other BatchNorm layers keep PyTorch's 0.1.
+BatchNorm momentum, as in the official code: 0.01 in the 1x1/k3 units of
+the official ``BasicConv`` (ResCon's last conv and shortcut, every conv of
+the MA block except the local depthwise one), PyTorch's 0.1 elsewhere
+(``in_conv``, down/up convs, ResCon's pointwise and depthwise stages, the
+local depthwise stage). One intentional departure: the channel
+attention keeps the batch axis at batch size 1, where the notes warn
+about the official ``.squeeze()``.
 
 Module names (stable: distillation taps address modules by path)
 ----------------------------------------------------------------
@@ -93,11 +98,17 @@ from torch import nn
 from speechbrain_kd.lobes.orientation import orient_output as orient
 
 VIEWS = ("channel", "global", "local")
+#: BatchNorm momentum of the official ``BasicConv`` units (1x1/k3 conv +
+#: BN of ResCon's last conv and shortcut, and of the MA block).
 BASIC_BN_MOMENTUM = 0.01
+#: PyTorch's default, kept by every other BatchNorm of the official code
+#: (``in_conv``, down/up convs, ResCon pointwise/depthwise stages, the
+#: local-attention depthwise stage).
+DEFAULT_BN_MOMENTUM = 0.1
 
 
 class BasicConv(nn.Module):
-    """Conv1d (or ConvTranspose1d) + BatchNorm (momentum 0.01) + ReLU.
+    """Conv1d (or ConvTranspose1d) + BatchNorm + ReLU.
 
     Arguments
     ---------
@@ -117,6 +128,10 @@ class BasicConv(nn.Module):
         Whether a ReLU follows the normalisation.
     transpose : bool
         Use a transposed convolution (upsampling).
+    momentum : float
+        BatchNorm momentum: 0.01 (:data:`BASIC_BN_MOMENTUM`, the official
+        ``BasicConv``) by default; ``in_conv`` and the down/up convs use
+        0.1 (:data:`DEFAULT_BN_MOMENTUM`).
 
     Example
     -------
@@ -134,6 +149,7 @@ class BasicConv(nn.Module):
         bias=False,
         relu=True,
         transpose=False,
+        momentum=BASIC_BN_MOMENTUM,
     ):
         super().__init__()
         conv_class = nn.ConvTranspose1d if transpose else nn.Conv1d
@@ -145,7 +161,7 @@ class BasicConv(nn.Module):
             padding=padding,
             bias=bias,
         )
-        self.norm = nn.BatchNorm1d(out_channels, momentum=BASIC_BN_MOMENTUM)
+        self.norm = nn.BatchNorm1d(out_channels, momentum=momentum)
         self.relu = relu
 
     def forward(self, x):
@@ -371,7 +387,8 @@ class LocalAttention(nn.Module):
 
     Per chunk: depthwise Conv(k, no bias) + BN + Swish -> channel max and
     mean -> ``[2, chunk_size]`` -> Conv(2 -> 1, k7, p3, no bias) + BN ->
-    sigmoid -> multiplies the depthwise features.
+    sigmoid -> multiplies the input chunk (the depthwise features only
+    feed the pooling, as in the official code).
 
     Arguments
     ---------
@@ -417,8 +434,10 @@ class LocalAttention(nn.Module):
         """
         batch, channels, n_chunks, size = chunks.shape
         x = chunks.permute(0, 2, 1, 3).reshape(-1, channels, size)
-        x = self.depthwise(x)
-        pooled = torch.stack([x.amax(dim=1), x.mean(dim=1)], dim=1)
+        features = self.depthwise(x)
+        pooled = torch.stack(
+            [features.amax(dim=1), features.mean(dim=1)], dim=1
+        )
         x = x * torch.sigmoid(self.spatial(pooled))
         return x.reshape(batch, n_chunks, channels, size).permute(0, 2, 1, 3)
 
@@ -436,9 +455,9 @@ class AttentionTap(nn.Identity):
 def chunk(x, chunk_size):
     """Overlapped chunking (hop ``chunk_size // 2``, padding ``chunk_size``).
 
-    ``x`` is right-padded to a multiple of the hop, then padded with
-    ``chunk_size`` zeros on both sides and cut into chunks, so that every
-    frame is covered by exactly two chunks.
+    ``x`` is padded with ``chunk_size`` zeros on both sides (and nothing
+    else, as the official unfold) and cut into chunks; every frame is
+    covered by exactly two chunks.
 
     Arguments
     ---------
@@ -451,17 +470,15 @@ def chunk(x, chunk_size):
     -------
     torch.Tensor
         ``[batch, channels, n_chunks, chunk_size]`` with
-        ``n_chunks = ceil(time / hop) + 3``.
+        ``n_chunks = floor(time / hop) + 3``.
 
     Example
     -------
-    >>> chunk(torch.randn(1, 2, 100), 8).shape
+    >>> chunk(torch.randn(1, 2, 103), 8).shape
     torch.Size([1, 2, 28, 8])
     """
-    hop = chunk_size // 2
-    extra = -x.shape[-1] % hop
-    x = F.pad(x, (chunk_size, chunk_size + extra))
-    return x.unfold(-1, chunk_size, hop)
+    x = F.pad(x, (chunk_size, chunk_size))
+    return x.unfold(-1, chunk_size, chunk_size // 2)
 
 
 def overlap_add(chunks, length):
@@ -634,7 +651,12 @@ class EncoderLayer(nn.Module):
     ):
         super().__init__()
         self.down = BasicConv(
-            channels, channels, kernel_size, stride=stride, bias=True
+            channels,
+            channels,
+            kernel_size,
+            stride=stride,
+            bias=True,
+            momentum=DEFAULT_BN_MOMENTUM,
         )
         self.rescon = ResidualConformer(
             channels, out_channels, conv_kernel_size
@@ -709,6 +731,7 @@ class DecoderLayer(nn.Module):
             stride=stride,
             bias=True,
             transpose=True,
+            momentum=DEFAULT_BN_MOMENTUM,
         )
         self.attention = (
             MultiViewAttention(channels, chunk_size) if attention else None
@@ -922,7 +945,14 @@ class MANNER(nn.Module):
         self.growth = growth
         self.normalize = normalize
 
-        self.in_conv = BasicConv(in_channels, channels, 3, padding=1, bias=True)
+        self.in_conv = BasicConv(
+            in_channels,
+            channels,
+            3,
+            padding=1,
+            bias=True,
+            momentum=DEFAULT_BN_MOMENTUM,
+        )
         self.encoder = nn.ModuleList()
         self.decoder = nn.ModuleList()
         width = channels
