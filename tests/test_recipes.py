@@ -123,6 +123,65 @@ def test_mvat_debug_run_logs_every_term(teacher_run, data_folder, tmp_path):
     assert (tmp_path / "mvat" / "test_summary.json").is_file()
 
 
+def official_training_checkpoint(golden, tmp_path):
+    """The all-MA golden model (N=12, depth 3) saved as the official
+    training script saves it."""
+    import torch
+
+    fixture = torch.load(golden / "manner_all_ma_n12_d3.pt")
+    path = tmp_path / "official" / "best_model.pth"
+    path.parent.mkdir()
+    torch.save(
+        {"loss": 0.5, "state_dict": fixture["state_dict"], "optimizer": {}},
+        path,
+    )
+    return path
+
+
+def test_official_manner_checkpoint_trains_as_mvat_teacher(
+    golden, teacher_run, data_folder, tmp_path
+):
+    checkpoint = official_training_checkpoint(golden, tmp_path)
+    run_recipe(
+        "train_mvat.py",
+        "mvat.yaml",
+        "--debug",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={teacher_run / 'prepared'}",
+        f"--output_folder={tmp_path / 'mvat'}",
+        f"--teacher_source={checkpoint}",
+        "--teacher_channels=12",
+        "--teacher_depth=3",
+        "--teacher_attention_layers=[0, 1, 2]",
+        "--mvat_teacher_layers=[[1, 2]]",
+        *FAST,
+    )
+    log = (tmp_path / "mvat" / "train_log.txt").read_text()
+    assert "loss_mvat" in log and "loss_output_kd" in log
+    assert (tmp_path / "mvat" / "test_summary.json").is_file()
+
+
+def test_official_checkpoint_of_another_preset_names_the_fit(
+    golden, teacher_run, data_folder, tmp_path
+):
+    checkpoint = official_training_checkpoint(golden, tmp_path)
+    result = run_recipe(
+        "train_mvat.py",
+        "mvat.yaml",
+        "--debug",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={teacher_run / 'prepared'}",
+        f"--output_folder={tmp_path / 'mvat'}",
+        f"--teacher_source={checkpoint}",
+        *TINY_TEACHER_FOR_KD,
+        *FAST,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "official checkpoint does not fit" in result.stderr
+    assert "channels=12, depth=3" in result.stderr
+
+
 def test_mvat_without_teacher_says_how_to_get_one(data_folder, tmp_path):
     result = run_recipe(
         "train_mvat.py",

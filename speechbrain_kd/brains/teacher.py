@@ -1,13 +1,16 @@
 """Finding and loading a pretrained teacher, strictly.
 
-A teacher can come from three kinds of ``source``:
+A teacher can come from four kinds of ``source``:
 
 * a **training output folder** of one of our recipes (it holds ``save/``
   with SpeechBrain checkpoints): the checkpoint with the best validation
   PESQ is taken;
 * a **checkpoint folder** (``CKPT+...``) or an **exported model folder**
   holding ``model.ckpt`` or ``enhance_model.ckpt``;
-* a **HuggingFace id** (``org/name``) of an exported model folder.
+* a **HuggingFace id** (``org/name``) of an exported model folder;
+* a checkpoint file of the **official MANNER code** (its training
+  checkpoint or a bare state dict), converted by
+  :mod:`speechbrain_kd.lobes.manner_official`.
 
 Files are collected with SpeechBrain's ``Pretrainer`` (so hub ids, caching
 and symlinks behave as everywhere in SpeechBrain), but the state dict is
@@ -22,6 +25,12 @@ import pathlib
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.parameter_transfer import Pretrainer
+
+from speechbrain_kd.lobes.manner import MANNER
+from speechbrain_kd.lobes.manner_official import (
+    is_official_checkpoint,
+    load_official_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -253,11 +262,32 @@ def load_teacher(model, source, savedir, max_key="pesq"):
     state_dict = torch.load(
         collected["teacher"], map_location="cpu", weights_only=True
     )
-    check_state_dict(model, state_dict, f"{fetch_source}/{filename}")
+    if is_official_checkpoint(state_dict):
+        _load_official(model, state_dict, f"{fetch_source}/{filename}")
+    else:
+        check_state_dict(model, state_dict, f"{fetch_source}/{filename}")
     logger.info("Loaded teacher from %s/%s", fetch_source, filename)
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+def _load_official(model, checkpoint, source):
+    """Loads a checkpoint of the official MANNER code, with a clear error."""
+    if not isinstance(model, MANNER):
+        raise TeacherLoadError(
+            f"teacher parameters from {source} are an official MANNER "
+            f"checkpoint, but the teacher is a {type(model).__name__}: "
+            "declare a speechbrain_kd.lobes.manner.MANNER teacher"
+        )
+    try:
+        load_official_checkpoint(checkpoint, model)
+    except ValueError as error:
+        raise TeacherLoadError(
+            f"teacher parameters from {source}: {error}. Set the teacher's "
+            "hyperparameters accordingly (e.g. --teacher_channels, "
+            "--teacher_depth, --teacher_attention_layers)."
+        ) from None
 
 
 def _head(items, limit=5):

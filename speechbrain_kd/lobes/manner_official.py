@@ -172,6 +172,41 @@ def _official_depth(bare):
     return depth
 
 
+def is_official_checkpoint(checkpoint):
+    """Whether ``checkpoint`` was written by the official MANNER code.
+
+    Arguments
+    ---------
+    checkpoint : object
+        A loaded checkpoint: an official training checkpoint
+        (``{'loss', 'state_dict', 'optimizer'}``), a state dict, or
+        anything else.
+
+    Returns
+    -------
+    bool
+        True when its (inner) state dict has official key names
+        (``manner_block.``, optionally after ``module.``).
+
+    Example
+    -------
+    >>> is_official_checkpoint({"state_dict": {
+    ...     "manner_block.in_conv.0.weight": torch.zeros(1)}})
+    True
+    >>> is_official_checkpoint({"in_conv.conv.weight": torch.zeros(1)})
+    False
+    """
+    if not isinstance(checkpoint, dict):
+        return False
+    inner = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(inner, dict):
+        return False
+    return any(
+        str(key).removeprefix("module.").startswith("manner_block.")
+        for key in inner
+    )
+
+
 def convert_official_state_dict(state_dict):
     """Maps an official MANNER state dict onto our lobe's key names.
 
