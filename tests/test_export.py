@@ -234,3 +234,39 @@ def test_example_input_is_enhanced(run, tmp_path):
     info = soundfile.info(str(out / "example.wav"))
     assert info.samplerate == 16000 and info.frames == 16000
     assert "`noisy.wav`" in (out / "README.md").read_text()
+
+
+def test_official_manner_checkpoint_exports_and_enhances_as_official(
+    golden, tmp_path, monkeypatch
+):
+    """An official training checkpoint -> export -> KDEnhancement gives the
+    official model's own output (golden, eval mode, batch 2)."""
+    from speechbrain_kd.inference import KDEnhancement
+
+    fixture = torch.load(golden / "manner_all_ma_n12_d3.pt")
+    official = tmp_path / "best_model.pth"
+    torch.save(
+        {"loss": 0.5, "state_dict": fixture["state_dict"], "optimizer": {}},
+        official,
+    )
+    hparams = tmp_path / "hyperparams.yaml"
+    hparams.write_text(
+        "sample_rate: 16000\n"
+        "model: !new:speechbrain_kd.lobes.manner.MANNER\n"
+        "    channels: 12\n"
+        "    depth: 3\n"
+        "    attention_layers: [0, 1, 2]\n",
+        encoding="utf-8",
+    )
+    out = export_model(hparams, official, tmp_path / "export", rtf_seconds=0.25)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enhancer = KDEnhancement.from_hparams(
+        source=str(out),
+        savedir=str(tmp_path / "collected"),
+        run_opts={"device": "cpu"},
+    )
+    case = fixture["cases"][0]
+    enhanced = enhancer.enhance_batch(case["input"][:, 0])
+    reference = case["output"][:, 0]
+    error = (enhanced - reference).norm() / reference.norm()
+    assert error.item() < 1e-6

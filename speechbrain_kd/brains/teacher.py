@@ -151,7 +151,9 @@ def check_state_dict(model, state_dict, source, role="teacher", hint=None):
     model : torch.nn.Module
         The teacher, built from the recipe's hyperparameters.
     state_dict : dict
-        Parameters read from the teacher's checkpoint.
+        Parameters read from the teacher's checkpoint; a checkpoint of the
+        official MANNER code is converted
+        (:func:`~speechbrain_kd.lobes.manner_official.load_official_checkpoint`).
     source : str
         Where the parameters came from (used in the error message).
     role : str
@@ -175,6 +177,9 @@ def check_state_dict(model, state_dict, source, role="teacher", hint=None):
     ...     print(str(error)[:60])
     teacher parameters from memory do not fit Linear: missing ke
     """
+    if is_official_checkpoint(state_dict):
+        _load_official(model, state_dict, source, role)
+        return
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -262,31 +267,28 @@ def load_teacher(model, source, savedir, max_key="pesq"):
     state_dict = torch.load(
         collected["teacher"], map_location="cpu", weights_only=True
     )
-    if is_official_checkpoint(state_dict):
-        _load_official(model, state_dict, f"{fetch_source}/{filename}")
-    else:
-        check_state_dict(model, state_dict, f"{fetch_source}/{filename}")
+    check_state_dict(model, state_dict, f"{fetch_source}/{filename}")
     logger.info("Loaded teacher from %s/%s", fetch_source, filename)
     model.eval()
     model.requires_grad_(False)
     return model
 
 
-def _load_official(model, checkpoint, source):
+def _load_official(model, checkpoint, source, role):
     """Loads a checkpoint of the official MANNER code, with a clear error."""
     if not isinstance(model, MANNER):
         raise TeacherLoadError(
-            f"teacher parameters from {source} are an official MANNER "
-            f"checkpoint, but the teacher is a {type(model).__name__}: "
-            "declare a speechbrain_kd.lobes.manner.MANNER teacher"
+            f"{role} parameters from {source} are an official MANNER "
+            f"checkpoint, but the {role} is a {type(model).__name__}: "
+            "declare a speechbrain_kd.lobes.manner.MANNER"
         )
     try:
         load_official_checkpoint(checkpoint, model)
     except ValueError as error:
         raise TeacherLoadError(
-            f"teacher parameters from {source}: {error}. Set the teacher's "
+            f"{role} parameters from {source}: {error}. Set the model's "
             "hyperparameters accordingly (e.g. --teacher_channels, "
-            "--teacher_depth, --teacher_attention_layers)."
+            "--teacher_depth, --teacher_attention_layers for a teacher)."
         ) from None
 
 
