@@ -492,21 +492,13 @@ def load_official_checkpoint(checkpoint, model, stride=None):
             f"{different}): it needs {_describe(needed)}"
         )
     converted = convert_official_state_dict(checkpoint)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong = sorted(
-        key
-        for key in set(expected) & set(converted)
-        if tuple(expected[key].shape) != tuple(converted[key].shape)
-    )
-    if missing or unexpected or wrong:
+    try:
+        model.load_state_dict(converted, strict=True)
+    except RuntimeError as error:  # same preset, yet other keys or shapes
         raise ValueError(
             f"official checkpoint does not fit this MANNER (it needs "
-            f"{_describe(needed)}): missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, wrong shapes {wrong[:5]}"
-        )
-    model.load_state_dict(converted, strict=True)
+            f"{_describe(needed)}): {error}"
+        ) from None
     return model
 
 
