@@ -361,3 +361,36 @@ def test_brain_rejects_mismatched_modules(tmp_path):
             },
             hparams={"target_metrics": ["pesq"]},
         )
+
+
+def test_generator_stft_pads_with_zeros_as_the_official_code():
+    enhancer = SpectralMaskEnhancer(
+        MetricGANGenerator(hidden_size=4, linear_size=4)
+    )
+    wav = torch.randn(1, 4000, generator=torch.Generator().manual_seed(0))
+    half = enhancer.n_fft // 2
+    first = torch.cat([torch.zeros(half), wav[0, :half]]) * enhancer.window
+    expected = torch.fft.rfft(first)
+    torch.testing.assert_close(enhancer.spectrum(wav)[0, 0], expected)
+    reflect = SpectralMaskEnhancer(
+        MetricGANGenerator(hidden_size=4, linear_size=4), pad_mode="reflect"
+    )
+    assert not torch.allclose(reflect.spectrum(wav)[0, 0], expected)
+    with pytest.raises(ValueError, match="pad_mode"):
+        SpectralMaskEnhancer(MetricGANGenerator(), pad_mode="edge")
+
+
+def test_critic_stays_in_training_mode_in_the_generator_phase(tmp_path):
+    brain, _ = small_brain(tmp_path)
+    critic = brain.modules["discriminator"]
+    for phase, option, training in (
+        ("generator", False, True),  # the official scheme (default)
+        ("discriminator", False, True),
+        ("generator", True, False),  # the documented alternative
+        ("discriminator", True, True),
+    ):
+        brain.hparams.critic_eval_in_generator_phase = option
+        brain.phase = phase
+        critic.train(not training)  # start from the other mode
+        brain.on_fit_batch_start(None, True)
+        assert critic.training is training, (phase, option)

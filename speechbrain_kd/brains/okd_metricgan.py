@@ -25,7 +25,8 @@ Every epoch, as in the official code (``IMPLEMENTATION_NOTES.md`` §3):
    utterances, batch 1): all generators are updated with
    :class:`~speechbrain_kd.distill.okd.OKDLoss` (adversarial term against
    their own discriminator head + ``kd_weight`` times the distance to the
-   detached peers), the discriminator in eval mode and not updated.
+   detached peers), the discriminator not updated but in training mode
+   (per-utterance BatchNorm statistics, as the official code).
 
 Both phases go through SpeechBrain's ``fit_batch``: the optimizers live in
 ``optimizers_dict`` (``generator_<metric>`` and ``discriminator``) and
@@ -45,6 +46,7 @@ Hyperparameters read: ``target_metrics``, ``okd_loss``, ``g_opt_class``,
 (0.2), ``historical_folder`` (``output_folder/historical``),
 ``metric_jobs`` (1), ``metric_timeout`` (60 s), ``seed`` (0),
 ``selection_metric`` (the first target), ``selection_start_epoch`` (1),
+``critic_eval_in_generator_phase`` (False),
 plus :class:`~speechbrain_kd.brains.enhance.EnhanceBrain`'s.
 """
 
@@ -326,10 +328,14 @@ class OKDMetricGANBrain(EnhanceBrain):
         return {k: v for k, v in optimizers.items() if k != DISCRIMINATOR}
 
     def on_fit_batch_start(self, batch, should_step):
-        """Puts the discriminator in the phase's mode.
+        """Keeps the discriminator in training mode in both phases.
 
-        In the generator phase it is a fixed critic (eval mode: its input
-        BatchNorm uses running statistics and is not updated).
+        As the official code (and SpeechBrain's MetricGAN+ recipe): in the
+        generator phase the critic is not updated, but its input BatchNorm
+        normalises each utterance by its own statistics. With
+        ``hparams.critic_eval_in_generator_phase`` (False) it runs in eval
+        mode there instead (running statistics, the project's earlier
+        behaviour).
 
         Arguments
         ---------
@@ -338,7 +344,10 @@ class OKDMetricGANBrain(EnhanceBrain):
         should_step : bool
             Whether the optimizers step after this batch.
         """
-        self.modules[DISCRIMINATOR].train(self.phase == DISCRIMINATOR)
+        evaluating = self.phase != DISCRIMINATOR and self.hparam(
+            "critic_eval_in_generator_phase", False
+        )
+        self.modules[DISCRIMINATOR].train(not evaluating)
 
     # -- data ------------------------------------------------------------------
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **kw):

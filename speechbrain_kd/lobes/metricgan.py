@@ -276,6 +276,10 @@ class SpectralMaskEnhancer(nn.Module):
         STFT hop.
     mask_floor : float
         Lower bound of the mask (MetricGAN+: 0.05).
+    pad_mode : str
+        How ``torch.stft`` pads the signal ends (``center=True``):
+        ``"constant"`` (zeros, as the official MetricGAN-OKD code) or
+        ``"reflect"`` (torch's default).
 
     Example
     -------
@@ -290,12 +294,24 @@ class SpectralMaskEnhancer(nn.Module):
     True
     """
 
-    def __init__(self, generator, n_fft=512, hop_length=256, mask_floor=0.05):
+    def __init__(
+        self,
+        generator,
+        n_fft=512,
+        hop_length=256,
+        mask_floor=0.05,
+        pad_mode="constant",
+    ):
         super().__init__()
+        if pad_mode not in ("constant", "reflect"):
+            raise ValueError(
+                f"pad_mode must be 'constant' or 'reflect', got {pad_mode!r}"
+            )
         self.generator = generator
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.mask_floor = mask_floor
+        self.pad_mode = pad_mode
         self.register_buffer(
             "window", torch.hamming_window(n_fft), persistent=False
         )
@@ -323,6 +339,7 @@ class SpectralMaskEnhancer(nn.Module):
             self.n_fft,
             self.hop_length,
             window=self.window,
+            pad_mode=self.pad_mode,
             return_complex=True,
         )
         return spec.transpose(1, 2)
