@@ -394,3 +394,21 @@ def test_critic_stays_in_training_mode_in_the_generator_phase(tmp_path):
         critic.train(not training)  # start from the other mode
         brain.on_fit_batch_start(None, True)
         assert critic.training is training, (phase, option)
+
+
+def test_historical_pass_holds_only_clean_enhanced_pairs():
+    from speechbrain_kd.brains.okd_metricgan import (
+        DiscriminatorExample,
+        discriminator_passes,
+    )
+
+    def example(kind):
+        zero = torch.zeros(4)
+        return DiscriminatorExample(zero, zero, torch.ones(1), kind)
+
+    current = [example(k) for k in ("enhanced", "noisy", "clean") * 2]
+    replay = ["h1", "h2", "h3"]
+    first, middle, last = discriminator_passes(current, replay)
+    assert first == current and last == current
+    assert middle[:3] == replay
+    assert [e.kind for e in middle[3:]] == ["enhanced", "enhanced"]

@@ -20,7 +20,8 @@ Every epoch, as in the official code (``IMPLEMENTATION_NOTES.md`` §3):
    process only). The discriminator is then trained on (a) the current set,
    three updates per utterance (enhanced, noisy, clean -> 1), (b) a
    ``historical_fraction`` (20 %) sample of earlier epochs' enhanced
-   utterances plus the current set, (c) the current set again;
+   utterances plus the current enhanced ones (:func:`discriminator_passes`),
+   (c) the current set again;
 3. **generator phase** (SpeechBrain's training loop over the drawn
    utterances, batch 1): all generators are updated with
    :class:`~speechbrain_kd.distill.okd.OKDLoss` (adversarial term against
@@ -71,6 +72,40 @@ logger = logging.getLogger(__name__)
 
 GENERATOR = "generator"
 DISCRIMINATOR = "discriminator"
+
+
+def discriminator_passes(current, replay):
+    """The three discriminator passes of an epoch, as the official code.
+
+    (a) the current set (enhanced, noisy and clean examples); (b) the
+    historical replay plus the current *enhanced* examples only (the
+    official historical pass holds (clean, enhanced) pairs); (c) the
+    current set again.
+
+    Arguments
+    ---------
+    current : list
+        The epoch's examples (objects with a ``kind``).
+    replay : list
+        Historical records sampled for replay.
+
+    Returns
+    -------
+    list of list
+        The three passes, in order (each is shuffled by the caller).
+
+    Example
+    -------
+    >>> from types import SimpleNamespace as Ex
+    >>> current = [Ex(kind=k) for k in ("enhanced", "noisy", "clean")]
+    >>> passes = discriminator_passes(current, ["h1", "h2"])
+    >>> [len(p) for p in passes]
+    [3, 3, 3]
+    >>> passes[1][:2], passes[1][2].kind
+    (['h1', 'h2'], 'enhanced')
+    """
+    enhanced = [e for e in current if e.kind == "enhanced"]
+    return [list(current), list(replay) + enhanced, list(current)]
 
 
 @dataclasses.dataclass
@@ -452,7 +487,7 @@ class OKDMetricGANBrain(EnhanceBrain):
             len(examples),
             len(replay),
         )
-        passes = [examples, replay + examples, examples]
+        passes = discriminator_passes(examples, replay)
         self.modules[DISCRIMINATOR].train()
         self.optimizers_dict[DISCRIMINATOR].zero_grad(set_to_none=True)
         self.phase = DISCRIMINATOR
