@@ -46,3 +46,14 @@ def golden():
     """Path to the official MANNER golden outputs
     (``../shared/reference/golden``)."""
     return _folder_or_skip("SBKD_GOLDEN", DEFAULT_GOLDEN, "golden-output")
+
+
+@pytest.fixture
+def one_thread():
+    """Runs a test on one torch thread (stable timings and results)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

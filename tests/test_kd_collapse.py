@@ -32,12 +32,7 @@ RUN_OPTS = {"device": "cpu", "noprogressbar": True}
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +275,18 @@ def test_validation_logs_health_and_warns_on_a_collapsed_output(speech, caplog):
         "valid, epoch 1: the output collapsed on 100% of 2 files" in w
         for w in warnings
     ), warnings
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "many", True])
+def test_bad_recalibration_setting_is_a_clear_error(value):
+    brain = EnhanceBrain(
+        modules={"model": torch.nn.BatchNorm1d(1)},
+        hparams={
+            "loss": WeightedCleanNoiseLoss(),
+            "bn_recalibration_batches": value,
+        },
+        run_opts=RUN_OPTS,
+    )
+    brain.recalibration_data = ([], 1)
+    with pytest.raises(ValueError, match="bn_recalibration_batches"):
+        brain.recalibrate_batchnorm()

@@ -11,6 +11,7 @@ first layer and one that is not at any layer.
 """
 
 import functools
+import pathlib
 
 import pytest
 import torch
@@ -223,3 +224,22 @@ def test_unknown_key_is_an_error():
     official["manner_block.encoder.0.extra.weight"] = torch.zeros(1)
     with pytest.raises(ValueError, match="unknown official MANNER key"):
         convert_official_state_dict(official)
+
+
+def test_known_presets_are_the_preset_yamls():
+    """The converter's preset table must not drift from hparams/models."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from speechbrain_kd.lobes.manner_official import KNOWN_PRESETS
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "hparams" / "models"
+    found = {}
+    for path in sorted(folder.glob("manner_*.yaml")):
+        with open(path, encoding="utf-8") as fin:
+            model = load_hyperpyyaml(fin)["model"]
+        found[path.stem] = dict(
+            channels=model.channels,
+            depth=model.depth,
+            attention_layers=tuple(model.attention_layers),
+        )
+    assert found == KNOWN_PRESETS

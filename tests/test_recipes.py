@@ -138,11 +138,10 @@ def official_training_checkpoint(golden, tmp_path):
     return path
 
 
-def test_official_manner_checkpoint_trains_as_mvat_teacher(
-    golden, teacher_run, data_folder, tmp_path
-):
+def run_mvat_from_official(golden, teacher_run, data_folder, tmp_path, *args):
+    """``train_mvat.py --debug`` with an official checkpoint as teacher."""
     checkpoint = official_training_checkpoint(golden, tmp_path)
-    run_recipe(
+    return run_recipe(
         "train_mvat.py",
         "mvat.yaml",
         "--debug",
@@ -150,12 +149,26 @@ def test_official_manner_checkpoint_trains_as_mvat_teacher(
         f"--prepare_folder={teacher_run / 'prepared'}",
         f"--output_folder={tmp_path / 'mvat'}",
         f"--teacher_source={checkpoint}",
+        *FAST,
+        *args,
+        check=False,
+    )
+
+
+def test_official_manner_checkpoint_trains_as_mvat_teacher(
+    golden, teacher_run, data_folder, tmp_path
+):
+    result = run_mvat_from_official(
+        golden,
+        teacher_run,
+        data_folder,
+        tmp_path,
         "--teacher_channels=12",
         "--teacher_depth=3",
         "--teacher_attention_layers=[0, 1, 2]",
         "--mvat_teacher_layers=[[1, 2]]",
-        *FAST,
     )
+    assert result.returncode == 0, result.stderr[-4000:]
     log = (tmp_path / "mvat" / "train_log.txt").read_text()
     assert "loss_mvat" in log and "loss_output_kd" in log
     assert (tmp_path / "mvat" / "test_summary.json").is_file()
@@ -164,18 +177,8 @@ def test_official_manner_checkpoint_trains_as_mvat_teacher(
 def test_official_checkpoint_of_another_preset_names_the_fit(
     golden, teacher_run, data_folder, tmp_path
 ):
-    checkpoint = official_training_checkpoint(golden, tmp_path)
-    result = run_recipe(
-        "train_mvat.py",
-        "mvat.yaml",
-        "--debug",
-        f"--data_folder={data_folder}",
-        f"--prepare_folder={teacher_run / 'prepared'}",
-        f"--output_folder={tmp_path / 'mvat'}",
-        f"--teacher_source={checkpoint}",
-        *TINY_TEACHER_FOR_KD,
-        *FAST,
-        check=False,
+    result = run_mvat_from_official(
+        golden, teacher_run, data_folder, tmp_path, *TINY_TEACHER_FOR_KD
     )
     assert result.returncode == 2
     assert "official checkpoint does not fit" in result.stderr

@@ -531,9 +531,18 @@ class EnhanceBrain(sb.Brain):
         behind them in short runs (momentum 0.01). ``0`` turns it off.
         The training itself is unchanged.
         """
-        batches = int(self.hparam("bn_recalibration_batches", 32) or 0)
+        batches = self.hparam("bn_recalibration_batches", 32)
+        if isinstance(batches, bool) or not isinstance(batches, int):
+            raise ValueError(
+                "bn_recalibration_batches must be a whole number of batches "
+                f"(0: off), got {batches!r}"
+            )
+        if batches < 0:
+            raise ValueError(
+                f"bn_recalibration_batches must be >= 0, got {batches}"
+            )
         data = getattr(self, "recalibration_data", None)
-        if batches <= 0 or data is None:
+        if batches == 0 or data is None:
             return
         dataset, batch_size = data
         model = self.modules["model"]
