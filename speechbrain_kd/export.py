@@ -44,6 +44,7 @@ from speechbrain_kd.brains.teacher import (
     CHECKPOINT_NAMES,
     TeacherLoadError,
     check_state_dict,
+    module_selection_key,
     resolve_checkpoint_file,
 )
 
@@ -466,8 +467,11 @@ def _checkpoint_file(checkpoint, key, max_key="pesq"):
         return path
     try:
         wanted_name = f"{key.split('.')[-1]}.ckpt"
+        # A run that selects each module on its own score (MetricGAN-OKD's
+        # generators) ranks its checkpoints per module.
+        keys = (module_selection_key(max_key, key.split(".")[-1]), max_key)
         found = resolve_checkpoint_file(
-            path, max_key, names=(wanted_name, *CHECKPOINT_NAMES)
+            path, keys, names=(wanted_name, *CHECKPOINT_NAMES)
         )
     except TeacherLoadError:
         raise ValueError(

@@ -290,24 +290,117 @@ def small_brain(tmp_path, **hparams):
     return brain, checkpointer
 
 
-def test_selection_uses_the_first_generator_from_the_start_epoch(tmp_path):
+def test_each_generator_is_tested_from_its_own_best_epoch(tmp_path):
+    """As the official ``best_model{i}``: every generator is selected by
+    its own PESQ (the first generator's best used to decide for all)."""
     import speechbrain as sb
 
     brain, checkpointer = small_brain(tmp_path, selection_start_epoch=3)
-    pesq_by_epoch = {1: 3.0, 2: 2.9, 3: 2.0, 4: 2.5, 5: 2.2}
-    for epoch, pesq in pesq_by_epoch.items():
+    pesq_of = {  # validation PESQ of each generator, by epoch
+        "pesq": {1: 3.0, 2: 2.9, 3: 2.0, 4: 2.5, 5: 2.2},
+        "csig": {1: 4.0, 2: 4.0, 3: 3.5, 4: 1.2, 5: 1.1},
+    }
+    for epoch in range(1, 6):
+        for name in brain.generator_names:  # weights that name the epoch
+            for param in brain.modules[name].parameters():
+                param.data.fill_(float(epoch))
         brain.generator_metrics = {
-            "pesq": FixedScores(pesq=pesq, csig=1.0),
-            "csig": FixedScores(pesq=4.0, csig=4.0),  # never selects
+            metric: FixedScores(pesq=scores[epoch], csig=1.0)
+            for metric, scores in pesq_of.items()
         }
         brain.on_stage_end(sb.Stage.VALID, 0.0, epoch)
-    best = checkpointer.find_checkpoint(max_key="selection_score")
-    assert best.meta["epoch"] == 4  # epochs 1-2 are before the start
-    scores = {
-        c.meta["epoch"]: c.meta["selection_score"]
-        for c in checkpointer.list_checkpoints()
-    }
-    assert scores == {4: 2.5, 5: 2.2}  # the best and the most recent
+    kept = sorted(c.meta["epoch"] for c in checkpointer.list_checkpoints())
+    assert kept == [3, 4, 5]  # each generator's best and the most recent
+    brain.on_evaluate_start(max_key="selection_score")
+    assert brain.selected_epochs == {"generator_pesq": 4, "generator_csig": 3}
+    for name, epoch in brain.selected_epochs.items():
+        for param in brain.modules[name].parameters():
+            assert torch.all(param == float(epoch)), name
+
+
+def test_export_takes_each_generator_from_its_own_best(tmp_path):
+    import speechbrain as sb
+
+    from speechbrain_kd.export import _checkpoint_file
+
+    brain, _ = small_brain(tmp_path)
+    for epoch, (pesq_gen, csig_gen) in enumerate([(1.0, 3.0), (2.0, 1.0)]):
+        brain.generator_metrics = {
+            "pesq": FixedScores(pesq=pesq_gen, csig=1.0),
+            "csig": FixedScores(pesq=csig_gen, csig=1.0),
+        }
+        brain.on_stage_end(sb.Stage.VALID, 0.0, epoch + 1)
+    for key, epoch in (("generator_pesq", 2), ("generator_csig", 1)):
+        found = _checkpoint_file(tmp_path / "save", key, "selection_score")
+        meta = (found.parent / "CKPT.yaml").read_text()
+        assert found.name == f"{key}.ckpt" and f"epoch: {epoch}" in meta
+
+
+def tiny_training_set():
+    from speechbrain.dataio.dataset import DynamicItemDataset
+
+    dataset = DynamicItemDataset({f"u{i}": {"index": i} for i in range(2)})
+
+    @sb_takes_provides("index", "noisy_sig", "clean_sig")
+    def signals(index):
+        generator = torch.Generator().manual_seed(index)
+        clean = torch.randn(2048, generator=generator) * 0.1
+        yield clean + 0.05 * torch.randn(2048, generator=generator)
+        yield clean
+
+    dataset.add_dynamic_item(signals)
+    dataset.set_output_keys(["id", "noisy_sig", "clean_sig"])
+    return dataset
+
+
+def sb_takes_provides(takes, *provides):
+    import speechbrain as sb
+
+    def decorate(function):
+        return sb.utils.data_pipeline.provides(*provides)(
+            sb.utils.data_pipeline.takes(takes)(function)
+        )
+
+    return decorate
+
+
+def test_generator_phase_comes_first_and_starts_at_epoch_2(tmp_path):
+    """Official order: (from epoch 2) the generators train, then the
+    critic trains on what the updated generators produce."""
+    brain, _ = small_brain(
+        tmp_path,
+        g_opt_class=lambda params: torch.optim.Adam(params, 1e-3),
+        d_opt_class=lambda params: torch.optim.Adam(params, 1e-3),
+        utterances_per_epoch=2,
+    )
+    events = []
+    brain.discriminator_phase = lambda epoch: events.append(("D", epoch))
+    forward, stage_start = brain.compute_forward, brain.on_stage_start
+
+    def recording_forward(batch, stage):
+        events.append("G")
+        return forward(batch, stage)
+
+    def recording_stage_start(stage, epoch=None):
+        events.append(("epoch", epoch))
+        return stage_start(stage, epoch)
+
+    brain.compute_forward = recording_forward
+    brain.on_stage_start = recording_stage_start
+    brain.fit([1, 2], tiny_training_set(), train_loader_kwargs={})
+    assert events == [
+        ("epoch", 1),
+        ("D", 1),  # epoch 1: the critic only
+        ("epoch", 2),
+        "G",
+        "G",
+        ("D", 2),  # the critic after the generators
+    ]
+    assert "loss" in brain.train_stats
+    assert brain.generator_phase_skipped(1)
+    assert not brain.generator_phase_skipped(2)
+    brain.hparams.generator_start_epoch = 1
+    assert not brain.generator_phase_skipped(1)
 
 
 def test_discriminator_examples_and_phase_optimizers(tmp_path):

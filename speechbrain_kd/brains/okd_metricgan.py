@@ -7,12 +7,21 @@ one discriminator (``modules.discriminator``, a
 score per target metric). With one target metric and no peers this is
 plain MetricGAN+.
 
-Every epoch, as in the official code (``IMPLEMENTATION_NOTES.md`` §3):
+Every epoch, in the order of the official code (``IMPLEMENTATION_NOTES.md``
+§3; the order is tested in ``tests/test_okd.py``):
 
 1. ``utterances_per_epoch`` (100) training utterances are drawn (a
    seeded sampler: the same draw after a resume);
-2. **discriminator phase** (at the start of the training stage): one
-   generator, drawn at random (seeded by the epoch), enhances them; their
+2. **generator phase** (SpeechBrain's training loop over the drawn
+   utterances, batch 1; from ``generator_start_epoch``, 2: the first
+   epoch trains the critic only): all generators are updated with
+   :class:`~speechbrain_kd.distill.okd.OKDLoss` (adversarial term against
+   their own discriminator head + ``kd_weight`` times the distance to the
+   detached peers), the discriminator not updated but in training mode
+   (per-utterance BatchNorm statistics, as the official code);
+3. **discriminator phase** (at the end of the training stage, so the
+   critic learns from the generators just updated): one generator, drawn
+   at random (seeded by the epoch), enhances the same utterances; their
    metric scores and those of the noisy inputs (cached) are computed in
    ``metric_jobs`` worker processes that never hang (a failed metric, e.g.
    PESQ of a silent utterance, drops that example); the enhanced
@@ -21,13 +30,7 @@ Every epoch, as in the official code (``IMPLEMENTATION_NOTES.md`` §3):
    three updates per utterance (enhanced, noisy, clean -> 1), (b) a
    ``historical_fraction`` (20 %) sample of earlier epochs' enhanced
    utterances plus the current enhanced ones (:func:`discriminator_passes`),
-   (c) the current set again;
-3. **generator phase** (SpeechBrain's training loop over the drawn
-   utterances, batch 1): all generators are updated with
-   :class:`~speechbrain_kd.distill.okd.OKDLoss` (adversarial term against
-   their own discriminator head + ``kd_weight`` times the distance to the
-   detached peers), the discriminator not updated but in training mode
-   (per-utterance BatchNorm statistics, as the official code).
+   (c) the current set again.
 
 Both phases go through SpeechBrain's ``fit_batch``: the optimizers live in
 ``optimizers_dict`` (``generator_<metric>`` and ``discriminator``) and
@@ -36,17 +39,22 @@ gradient clipping (``max_grad_norm``, per optimizer; 5 in the recipes) and
 the step counter keep working.
 
 Validation scores every generator (``valid_metrics``) and logs them as
-``<metric>[<generator>]``; the checkpoint kept is the best by
-``selection_metric`` of the first generator (``selection_score`` in the
-checkpoint meta; epochs before ``selection_start_epoch`` do not count).
+``<metric>[<generator>]``. As the official code (``best_model{i}``), each
+generator has its own best checkpoint, by its own ``selection_metric``:
+the checkpoint meta holds ``selection_score[<generator>]`` for every
+generator (epochs before ``selection_start_epoch`` do not count), the
+checkpointer keeps the best for each, and the test stage loads every
+generator from its own best (:meth:`OKDMetricGANBrain.on_evaluate_start`).
 The test stage writes, per generator, enhanced wavs under
-``enhanced/<generator>/`` and ``test_summary_<generator>.json``.
+``enhanced/<generator>/`` and ``test_summary_<generator>.json`` (with the
+epoch it was selected from).
 
 Hyperparameters read: ``target_metrics``, ``okd_loss``, ``g_opt_class``,
 ``d_opt_class``, ``utterances_per_epoch`` (100), ``historical_fraction``
 (0.2), ``historical_folder`` (``output_folder/historical``),
 ``metric_jobs`` (1), ``metric_timeout`` (60 s), ``seed`` (0),
-``selection_metric`` (the first target), ``selection_start_epoch`` (1),
+``generator_start_epoch`` (2), ``selection_metric`` (the first target),
+``selection_start_epoch`` (1), ``ckpt_max_key`` (``selection_score``),
 ``critic_eval_in_generator_phase`` (False),
 plus :class:`~speechbrain_kd.brains.enhance.EnhanceBrain`'s.
 """
@@ -64,6 +72,7 @@ from tqdm import tqdm
 
 from speechbrain_kd.brains.enhance import EnhanceBrain, _finite
 from speechbrain_kd.brains.historical import HistoricalRecord, HistoricalSet
+from speechbrain_kd.brains.teacher import module_selection_key
 from speechbrain_kd.distill.okd import check_target_metrics, normalize_metric
 from speechbrain_kd.distill.taps import unwrap_model
 from speechbrain_kd.metrics import EnhancementMetricStats, evaluate_pairs
@@ -193,6 +202,7 @@ class OKDMetricGANBrain(EnhanceBrain):
             "selection_metric", self.target_metrics[0]
         )
         self.phase = GENERATOR
+        self.train_epoch = None
         self.discriminator_steps = 0
 
     # -- helpers ---------------------------------------------------------------
@@ -675,8 +685,47 @@ class OKDMetricGANBrain(EnhanceBrain):
             history.save_noisy_scores(cached)
 
     # -- stages ----------------------------------------------------------------
+    def generator_phase_skipped(self, epoch):
+        """Whether ``epoch`` trains the critic only.
+
+        The official code starts the generator phase at epoch 2: the
+        generators first meet a critic that has seen one discriminator
+        phase (``generator_start_epoch``).
+
+        Arguments
+        ---------
+        epoch : int or None
+            The epoch.
+
+        Returns
+        -------
+        bool
+            True before ``generator_start_epoch``.
+        """
+        start = int(self.hparam("generator_start_epoch", 2))
+        return epoch is not None and int(epoch) < start
+
+    def fit_batch(self, batch):
+        """A generator step, or nothing in a critic-only epoch.
+
+        Arguments
+        ---------
+        batch : PaddedBatch or DiscriminatorExample
+            The batch.
+
+        Returns
+        -------
+        torch.Tensor
+            The detached loss (0 when the generator phase is skipped).
+        """
+        if self.phase == GENERATOR and self.generator_phase_skipped(
+            self.train_epoch
+        ):
+            return torch.tensor(0.0)
+        return super().fit_batch(batch)
+
     def on_stage_start(self, stage, epoch=None):
-        """Discriminator phase before training; metrics per generator.
+        """Metrics per generator; notes a critic-only epoch.
 
         Arguments
         ---------
@@ -688,7 +737,14 @@ class OKDMetricGANBrain(EnhanceBrain):
         self.term_averages()  # drop anything left from an aborted stage
         self.phase = GENERATOR
         if stage == sb.Stage.TRAIN:
-            self.discriminator_phase(epoch)
+            self.train_epoch = epoch
+            if self.generator_phase_skipped(epoch):
+                logger.info(
+                    "Epoch %s trains the discriminator only (the "
+                    "generators start at generator_start_epoch %s)",
+                    epoch,
+                    self.hparam("generator_start_epoch", 2),
+                )
             return
         names = (
             self.hparam("valid_metrics", self.target_metrics)
@@ -705,7 +761,8 @@ class OKDMetricGANBrain(EnhanceBrain):
         }
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Logs per-generator metrics, checkpoints, writes test reports.
+        """Discriminator phase after training; per-generator metrics,
+        checkpoints and test reports.
 
         Arguments
         ---------
@@ -716,10 +773,17 @@ class OKDMetricGANBrain(EnhanceBrain):
         epoch : int, optional
             The epoch.
         """
-        stats = {"loss": stage_loss, **self.term_averages()}
         if stage == sb.Stage.TRAIN:
-            self.train_stats = stats
+            skipped = self.generator_phase_skipped(epoch)
+            generator_terms = self.term_averages()
+            self.discriminator_phase(epoch)
+            self.train_stats = {
+                **({} if skipped else {"loss": stage_loss}),
+                **generator_terms,
+                **self.term_averages(),
+            }
             return
+        stats = {"loss": stage_loss, **self.term_averages()}
         summaries = {}
         for metric, metrics in self.generator_metrics.items():
             label = f"{str(stage).split('.')[-1].lower()}, {metric} generator"
@@ -734,17 +798,7 @@ class OKDMetricGANBrain(EnhanceBrain):
                 train_stats=getattr(self, "train_stats", None),
                 valid_stats=stats,
             )
-            first = summaries[self.target_metrics[0]]
-            score = _finite(first.get(self.selection_metric))
-            if epoch is not None and epoch < self.hparam(
-                "selection_start_epoch", 1
-            ):
-                score = -math.inf
-            meta = {"selection_score": score, "epoch": epoch}
-            if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(
-                    meta=meta, max_keys=["selection_score"], num_to_keep=1
-                )
+            self.save_selection_checkpoint(summaries, epoch)
             return
         self.log_stats(
             {"Epoch loaded": self.hparams.epoch_counter.current}
@@ -753,8 +807,138 @@ class OKDMetricGANBrain(EnhanceBrain):
             test_stats=stats,
         )
         if if_main_process():
+            selected = getattr(self, "selected_epochs", {})
             for metric, metrics in self.generator_metrics.items():
                 report = {"loss": stage_loss, **summaries[metric]}
+                epoch_of = selected.get(f"{GENERATOR}_{metric}")
+                if epoch_of is not None:
+                    report["checkpoint_epoch"] = epoch_of
                 self.write_test_report(
                     report, metrics, suffix=f"_{GENERATOR}_{metric}"
                 )
+
+    # -- per-generator model selection -----------------------------------------
+    @property
+    def selection_keys(self):
+        """Checkpoint meta key of each generator's selection score."""
+        base = self.hparam("ckpt_max_key", "selection_score")
+        return {
+            name: module_selection_key(base, name)
+            for name in self.generator_names
+        }
+
+    def save_selection_checkpoint(self, summaries, epoch):
+        """Saves a checkpoint scored for every generator; keeps the best
+        of each (and the most recent).
+
+        Arguments
+        ---------
+        summaries : dict
+            Validation summary of each target metric's generator.
+        epoch : int or None
+            The epoch.
+        """
+        if self.checkpointer is None:
+            return
+        counts = epoch is None or epoch >= self.hparam(
+            "selection_start_epoch", 1
+        )
+        meta = {"epoch": epoch}
+        for metric, (name, key) in zip(
+            self.target_metrics, self.selection_keys.items()
+        ):
+            score = _finite(summaries[metric].get(self.selection_metric))
+            meta[key] = score if counts else -math.inf
+        self.checkpointer.save_and_keep_only(
+            meta=meta,
+            max_keys=list(self.selection_keys.values()),
+            num_to_keep=1,
+        )
+
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Loads every generator from its own best checkpoint.
+
+        The rest of the state (discriminator, counters) comes from the
+        first generator's best. With a ``max_key`` or ``min_key`` that is
+        not the run's ``ckpt_max_key``, or checkpoints without per-generator
+        scores (written before they existed), SpeechBrain's single-key
+        recovery is used.
+
+        Arguments
+        ---------
+        max_key : str, optional
+            Checkpoint meta key to maximise (the recipes pass
+            ``ckpt_max_key``).
+        min_key : str, optional
+            Checkpoint meta key to minimise.
+        """
+        self.selected_epochs = {}
+        base = self.hparam("ckpt_max_key", "selection_score")
+        checkpointer = self.checkpointer
+        per_generator = (
+            checkpointer is not None
+            and max_key == base
+            and min_key is None
+            and any(
+                all(key in c.meta for key in self.selection_keys.values())
+                for c in checkpointer.list_checkpoints()
+            )
+        )
+        if not per_generator:
+            super().on_evaluate_start(max_key=max_key, min_key=min_key)
+            return
+        keys = self.selection_keys
+        checkpointer.recover_if_possible(max_key=keys[self.generator_names[0]])
+        for name, key in keys.items():
+            best = checkpointer.find_checkpoint(max_key=key)
+            file_name, module = recoverable_of(checkpointer, self.modules[name])
+            state = torch.load(
+                best.path / f"{file_name}.ckpt",
+                map_location=self.device,
+                weights_only=True,
+            )
+            module.load_state_dict(state, strict=True)
+            self.selected_epochs[name] = best.meta.get("epoch")
+        logger.info(
+            "Test: each generator from its own best checkpoint (%s), by "
+            "epoch: %s",
+            self.selection_metric,
+            self.selected_epochs,
+        )
+
+
+def recoverable_of(checkpointer, module):
+    """The recoverable (name and object) that saves ``module``.
+
+    Arguments
+    ---------
+    checkpointer : speechbrain.utils.checkpoints.Checkpointer
+        The checkpointer.
+    module : torch.nn.Module
+        A module, possibly DDP-wrapped.
+
+    Returns
+    -------
+    tuple
+        ``(name, recoverable)``: the checkpoint file is ``<name>.ckpt``.
+
+    Raises
+    ------
+    ValueError
+        If no recoverable is the module (or a wrapper of it).
+
+    Example
+    -------
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> layer = torch.nn.Linear(1, 1)
+    >>> recoverable_of(Checkpointer("/tmp", {"g": layer}), layer)[0]
+    'g'
+    """
+    chain = unwrap_model(module)
+    for name, recoverable in checkpointer.recoverables.items():
+        if any(recoverable is m for m in chain):
+            return name, recoverable
+    raise ValueError(
+        f"the checkpointer does not save {type(chain[-1]).__name__}: add "
+        "each generator to the checkpointer's recoverables"
+    )

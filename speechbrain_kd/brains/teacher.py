@@ -78,6 +78,33 @@ def looks_like_local_path(source):
     return text.count("/") != 1 or text.endswith("/")
 
 
+def module_selection_key(key, module):
+    """The checkpoint meta key that ranks checkpoints for one module.
+
+    A run that selects each of several models on its own score (e.g. one
+    MetricGAN-OKD generator per target metric) stores them under
+    ``<key>[<module>]``.
+
+    Arguments
+    ---------
+    key : str
+        The run's selection key (``ckpt_max_key``).
+    module : str
+        The module's name (a ``modules`` / recoverables key).
+
+    Returns
+    -------
+    str
+        The meta key.
+
+    Example
+    -------
+    >>> module_selection_key("selection_score", "generator_csig")
+    'selection_score[generator_csig]'
+    """
+    return f"{key}[{module}]"
+
+
 def resolve_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
     """Finds the parameter file of a teacher in a local folder.
 
@@ -86,8 +113,10 @@ def resolve_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
     source : str or pathlib.Path
         A training output folder (holding ``save/``), a checkpoints folder,
         a ``CKPT+...`` folder or an exported model folder.
-    max_key : str
-        Checkpoint meta key to maximise when several checkpoints exist.
+    max_key : str or tuple of str
+        Checkpoint meta key to maximise when several checkpoints exist (a
+        tuple: the first key that some checkpoint holds; none: the most
+        recent checkpoint).
     names : tuple of str
         File names that hold the model's parameters, by preference.
 
@@ -125,11 +154,11 @@ def resolve_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
         checkpointer = Checkpointer(checkpoints_dir)
         if not checkpointer.list_checkpoints():
             continue
-        has_key = any(
-            max_key in ckpt.meta for ckpt in checkpointer.list_checkpoints()
-        )
+        metas = [ckpt.meta for ckpt in checkpointer.list_checkpoints()]
+        keys = (max_key,) if isinstance(max_key, str) else tuple(max_key)
+        held = [key for key in keys if any(key in meta for meta in metas)]
         checkpoint = checkpointer.find_checkpoint(
-            max_key=max_key if has_key else None
+            max_key=held[0] if held else None
         )
         for name in names:
             if (checkpoint.path / name).is_file():
