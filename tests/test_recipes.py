@@ -166,7 +166,7 @@ def test_official_manner_checkpoint_trains_as_mvat_teacher(
         "--teacher_channels=12",
         "--teacher_depth=3",
         "--teacher_attention_layers=[0, 1, 2]",
-        "--mvat_teacher_layers=[[1, 2]]",
+        "--at_teacher_layers=[[1, 2]]",
     )
     assert result.returncode == 0, result.stderr[-4000:]
     log = (tmp_path / "mvat" / "train_log.txt").read_text()

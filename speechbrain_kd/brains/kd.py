@@ -20,6 +20,8 @@ and every term is logged separately (``loss_supervised``, ``loss_<name>``).
 Validation and test use the student alone.
 """
 
+import logging
+
 import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import run_on_main
@@ -28,6 +30,8 @@ from speechbrain_kd.brains.enhance import EnhanceBrain
 from speechbrain_kd.brains.teacher import load_teacher
 from speechbrain_kd.distill import FeatureTaps, OutputDistillTerm, collect_taps
 
+logger = logging.getLogger(__name__)
+
 
 class KDBrain(EnhanceBrain):
     """Distils ``hparams.teacher`` into ``modules.model``.
@@ -35,7 +39,8 @@ class KDBrain(EnhanceBrain):
     Hyperparameters read besides those of :class:`EnhanceBrain`:
     ``teacher`` (the teacher module, required), ``teacher_source``
     (where to load it from; ``None`` when the caller passes an already
-    loaded ``teacher``), ``distill_terms`` (list, may be empty),
+    loaded ``teacher``), ``distill_terms`` (list, may be empty; a term of
+    weight 0 is off: not computed, tapped or logged),
     ``supervised_weight`` (1.0).
 
     Arguments
@@ -88,7 +93,13 @@ class KDBrain(EnhanceBrain):
         if teacher is None:
             teacher = self.load_teacher()
         self.teacher = teacher.to(self.device).eval().requires_grad_(False)
-        self.distill_terms = list(self.hparam("distill_terms") or [])
+        terms = list(self.hparam("distill_terms") or [])
+        # A zero weight switches a term off (ablations, --kd_weight 0): it
+        # is neither computed nor tapped nor logged.
+        self.distill_terms = [t for t in terms if t.weight != 0]
+        for term in terms:
+            if term.weight == 0:
+                logger.info("Distillation term %s off (weight 0)", term.name)
         student_names, teacher_names = collect_taps(self.distill_terms)
         self.student_taps = FeatureTaps(self.modules.model, student_names)
         self.teacher_taps = FeatureTaps(
