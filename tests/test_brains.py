@@ -36,6 +36,7 @@ from speechbrain_kd.brains.teacher import (
 )
 from speechbrain_kd.distill import (
     ATLoss,
+    DistillStep,
     FeatureDistillTerm,
     FeatureTaps,
     OutputDistillTerm,
@@ -250,14 +251,10 @@ def test_kd_brain_loss_terms_logged_and_summed():
     # one batch directly, against the terms computed by hand
     batch = PaddedBatch(items[:2])
     out = brain.compute_forward(batch, sb.Stage.TRAIN)
-    assert set(out) == {
-        "enhanced",
-        "teacher",
-        "student_features",
-        "teacher_features",
-    }
-    assert not out["teacher"].requires_grad
-    assert all(not f.requires_grad for f in out["teacher_features"].values())
+    assert isinstance(out, DistillStep)
+    assert not out.teacher_out.requires_grad
+    assert all(not f.requires_grad for f in out.teacher_features.values())
+    assert out.teacher_input is out.student_input  # default: same input
     loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
     logged = brain.term_averages()
 
@@ -281,8 +278,8 @@ def test_kd_brain_loss_terms_logged_and_summed():
             enhanced, teacher_out, noisy, lengths
         )
     assert len(pairs) == 6  # 2 sides x 3 views, dual depth: 12 summands
-    assert torch.allclose(out["enhanced"], enhanced)
-    assert torch.allclose(out["teacher"], teacher_out)
+    assert torch.allclose(out.student_out, enhanced)
+    assert torch.allclose(out.teacher_out, teacher_out)
     assert logged["loss_supervised"] == pytest.approx(float(supervised))
     assert logged["loss_mvat"] == pytest.approx(float(mvat), rel=1e-5)
     assert logged["loss_output_kd"] == pytest.approx(float(output_kd))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from speechbrain_kd.distill import (
     ATLoss,
+    DistillStep,
     FeatureDistillTerm,
     FeatureTaps,
     OutputDistillTerm,
@@ -294,6 +295,17 @@ def test_taps_remove_and_context_manager():
 # distillation terms
 
 
+def features(student, teacher, lengths=None):
+    """A step holding only tapped features (batch of their size)."""
+    first = next(iter({**student, **teacher}.values()))
+    return DistillStep.from_tensors(
+        torch.zeros(first.shape[0], 1),
+        lengths=lengths,
+        student_features=student,
+        teacher_features=teacher,
+    )
+
+
 def test_feature_term_hand_value():
     s = torch.tensor([[[1.0, 0.0]]])  # map [1, 0]
     t = torch.tensor([[[0.0, 1.0]]])  # map [0, 1]
@@ -305,7 +317,7 @@ def test_feature_term_hand_value():
     )
     assert term.student_taps == ["s.a", "s.b"]
     assert term.teacher_taps == ["t.a", "t.b"]
-    value = term({"s.a": s, "s.b": s}, {"t.a": t, "t.b": s})
+    value = term(features({"s.a": s, "s.b": s}, {"t.a": t, "t.b": s}))
     # pairs: (s,t) = 2, (s,s) = 0, (s,t) = 2 -> sum 4, times 0.25
     assert value.item() == pytest.approx(1.0)
     assert term.name == "mvat"
@@ -315,21 +327,21 @@ def test_feature_term_passes_length():
     s = torch.tensor([[[1.0, 0.0, 5.0]]])
     t = torch.tensor([[[1.0, 0.0, -7.0]]])
     term = FeatureDistillTerm([("s", "t")], ATLoss())
-    assert term({"s": s}, {"t": t}).item() > 0
-    masked = term({"s": s}, {"t": t}, length=torch.tensor([2 / 3]))
+    assert term(features({"s": s}, {"t": t})).item() > 0
+    masked = term(features({"s": s}, {"t": t}, torch.tensor([2 / 3])))
     assert masked.item() == 0.0
     # a plain callable without ``length`` still works when length is given
     plain = FeatureDistillTerm([("s", "t")], lambda a, b: (a - b).abs().sum())
-    assert plain({"s": s}, {"t": t}, length=torch.ones(1)).item() == 12.0
+    assert plain(features({"s": s}, {"t": t})).item() == 12.0
 
 
 def test_feature_term_missing_feature():
     term = FeatureDistillTerm([("s", "t")], ATLoss())
     x = torch.randn(1, 2, 3)
     with pytest.raises(KeyError, match="'t'"):
-        term({"s": x}, {})
+        term(features({"s": x}, {}))
     with pytest.raises(KeyError, match="'s'"):
-        term({}, {"t": x})
+        term(features({}, {"t": x}))
 
 
 def test_output_term_is_weighted_loss_against_teacher():
@@ -340,7 +352,10 @@ def test_output_term_is_weighted_loss_against_teacher():
     length = torch.tensor([1.0, 0.7])
     term = OutputDistillTerm(WeightedCleanNoiseLoss(), weight=0.3)
     expected = 0.3 * WeightedCleanNoiseLoss()(student, teacher, noisy, length)
-    value = term(student, teacher, noisy, length)
+    step = DistillStep.from_tensors(
+        noisy, lengths=length, student_out=student, teacher_out=teacher
+    )
+    value = term(step)
     assert value.item() == pytest.approx(expected.item())
     assert term.name == "output_kd"
     value.backward()

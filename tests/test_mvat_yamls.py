@@ -145,7 +145,7 @@ def test_single_view_taps_exist_in_student_and_teacher():
         ]
     )
     out = brain.compute_forward(batch, sb.Stage.TRAIN)
-    assert set(out["student_features"]) == {
+    assert set(out.student_features) == {
         f"{side}.{i}" for side in ("encoder", "decoder") for i in range(3)
     }
     loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)

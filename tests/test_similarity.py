@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from speechbrain_kd.distill import (
+    DistillStep,
     FeatureDistillTerm,
     SimilarityLoss,
     resample_frames,
@@ -164,7 +165,13 @@ def test_gradient_reaches_the_student_only():
     term = FeatureDistillTerm(
         [("s", ["t"])], SimilarityLoss(common_frames=10), name="cnnc"
     )
-    value = term({"s": student}, {"t": teacher})
+    value = term(
+        DistillStep.from_tensors(
+            torch.zeros(2, 1),
+            student_features={"s": student},
+            teacher_features={"t": teacher},
+        )
+    )
     value.backward()
     assert student.grad is not None
     assert student.grad.abs().sum() > 0
@@ -179,7 +186,13 @@ def test_plugs_into_feature_distill_term_with_length():
     torch.manual_seed(7)
     student = {name: torch.randn(2, 3, 40) for name in term.student_taps}
     teacher = {name: torch.randn(2, 5, 30) for name in term.teacher_taps}
-    value = term(student, teacher, torch.tensor([1.0, 0.6]))
+    step = DistillStep.from_tensors(
+        torch.zeros(2, 1),
+        lengths=torch.tensor([1.0, 0.6]),
+        student_features=student,
+        teacher_features=teacher,
+    )
+    value = term(step)
     assert value.dim() == 0 and value.item() > 0
 
 

@@ -59,7 +59,8 @@ class EnhanceBrain(sb.Brain):
     """Trains and evaluates a waveform-to-waveform enhancement model.
 
     Hyperparameters read (besides SpeechBrain's run options):
-    ``loss`` (required), ``sample_rate`` (16000), ``valid_metrics``,
+    ``loss`` (required), ``student_input`` (the batch key the model reads,
+    ``noisy_sig``), ``sample_rate`` (16000), ``valid_metrics``,
     ``test_metrics``, ``metric_jobs`` (1), ``ckpt_max_key`` (``pesq``),
     ``lr_scheduler`` (optional), ``epoch_counter`` (for the schedule
     length), ``train_logger`` (optional), ``output_folder`` and
@@ -119,7 +120,7 @@ class EnhanceBrain(sb.Brain):
             Enhanced waveforms ``[batch, time]``.
         """
         batch = batch.to(self.device)
-        noisy, _ = batch.noisy_sig
+        noisy, _ = getattr(batch, self.student_input_key)
         return self.modules.model(noisy)
 
     def compute_objectives(self, predictions, batch, stage):
@@ -179,7 +180,7 @@ class EnhanceBrain(sb.Brain):
             The scalar loss.
         """
         clean, lengths = batch.clean_sig
-        noisy, _ = batch.noisy_sig
+        noisy, _ = getattr(batch, self.student_input_key)
         loss = self.hparams.loss(enhanced, clean, noisy, lengths)
         self.log_term("supervised", loss)
         return loss
@@ -268,6 +269,12 @@ class EnhanceBrain(sb.Brain):
             The path.
         """
         return pathlib.Path(self.hparam("output_folder", ".")) / name
+
+    @property
+    def student_input_key(self):
+        """The batch key the model reads (``hparams.student_input``,
+        default ``noisy_sig``)."""
+        return self.hparam("student_input", "noisy_sig")
 
     def hparam(self, name, default=None):
         """An optional hyperparameter with a default.
@@ -548,8 +555,8 @@ class EnhanceBrain(sb.Brain):
         model = self.modules["model"]
 
         def forward(batch):
-            """Runs the model on the noisy signals of ``batch``."""
-            noisy, _ = batch.to(self.device).noisy_sig
+            """Runs the model on the inputs of ``batch``."""
+            noisy, _ = getattr(batch.to(self.device), self.student_input_key)
             model(noisy)
 
         recalibrate_batchnorm(model, dataset, forward, batches, batch_size)

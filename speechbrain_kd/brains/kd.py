@@ -1,23 +1,21 @@
 """``KDBrain``: knowledge distillation from a frozen teacher.
 
 The student is ``modules.model``; the teacher is ``hparams.teacher``, loaded
-from ``hparams.teacher_source`` (a training output folder, a checkpoint
-folder or a HuggingFace id, see :mod:`speechbrain_kd.brains.teacher`) with
-a strict key check. The teacher is kept **outside** ``modules``: it is not
-handed to the optimizer, not wrapped by DDP, not switched to train mode by
-``Brain.fit``; it lives on the device in eval mode without gradients and
-runs once per training batch under ``torch.no_grad()``.
+from ``hparams.teacher_source`` (see :mod:`speechbrain_kd.brains.teacher`)
+with a strict key check, kept outside the optimizer, DDP and train mode,
+and run once per training batch under ``torch.no_grad()``.
 
-The distillation is declared in yaml as ``hparams.distill_terms``, a list of
-:class:`speechbrain_kd.distill.FeatureDistillTerm` (student tap(s), teacher
-tap(s), a loss, a weight) and :class:`speechbrain_kd.distill.OutputDistillTerm`
-(a loss between the student's and the teacher's outputs). A new KD method
-is therefore a loss plus a few lines of yaml. The training objective is::
-
-    supervised_weight * loss(student, clean) + sum(term for term in terms)
-
-and every term is logged separately (``loss_supervised``, ``loss_<name>``).
-Validation and test use the student alone.
+The distillation is ``hparams.distill_terms``, a list of
+:class:`~speechbrain_kd.distill.DistillTerm` (a loss plus a few lines of
+yaml each). They become the run's module ``distill_terms``
+(:class:`~speechbrain_kd.distill.DistillTerms`), so a term with parameters
+is trained with the student, checkpointed and DDP-wrapped. Every term is
+called with the same :class:`~speechbrain_kd.distill.DistillStep` and
+logged separately (``loss_supervised``, ``loss_<name>``); the objective is
+``supervised_weight * loss(student, clean) + Σ terms``. The student reads
+``hparams.student_input`` of the batch (``noisy_sig``), the teacher
+``hparams.teacher_input`` (default: the same). Validation and test use
+the student alone.
 """
 
 import logging
@@ -28,9 +26,17 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_kd.brains.enhance import EnhanceBrain
 from speechbrain_kd.brains.teacher import load_teacher
-from speechbrain_kd.distill import FeatureTaps, OutputDistillTerm, collect_taps
+from speechbrain_kd.distill import (
+    DistillStep,
+    DistillTerms,
+    FeatureTaps,
+    collect_taps,
+)
 
 logger = logging.getLogger(__name__)
+
+#: Name of the terms' module in ``modules`` and in the checkpointer.
+DISTILL_TERMS = "distill_terms"
 
 
 class KDBrain(EnhanceBrain):
@@ -41,7 +47,8 @@ class KDBrain(EnhanceBrain):
     (where to load it from; ``None`` when the caller passes an already
     loaded ``teacher``), ``distill_terms`` (list, may be empty; a term of
     weight 0 is off: not computed, tapped or logged),
-    ``supervised_weight`` (1.0).
+    ``supervised_weight`` (1.0), ``teacher_input`` (the batch key the
+    teacher reads; default: the student's ``student_input``).
 
     Arguments
     ---------
@@ -89,17 +96,26 @@ class KDBrain(EnhanceBrain):
         checkpointer=None,
         teacher=None,
     ):
-        super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
-        if teacher is None:
-            teacher = self.load_teacher()
-        self.teacher = teacher.to(self.device).eval().requires_grad_(False)
-        terms = list(self.hparam("distill_terms") or [])
+        terms = list((hparams or {}).get("distill_terms") or [])
         # A zero weight switches a term off (ablations, --kd_weight 0): it
         # is neither computed nor tapped nor logged.
-        self.distill_terms = [t for t in terms if t.weight != 0]
+        active = DistillTerms(t for t in terms if t.weight != 0)
+        modules = {**(modules or {}), DISTILL_TERMS: active}
+        super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
         for term in terms:
             if term.weight == 0:
                 logger.info("Distillation term %s off (weight 0)", term.name)
+        has_parameters = any(True for _ in active.parameters())
+        if (
+            checkpointer is not None
+            and has_parameters
+            and DISTILL_TERMS not in checkpointer.recoverables
+        ):
+            checkpointer.add_recoverable(DISTILL_TERMS, active)
+        if teacher is None:
+            teacher = self.load_teacher()
+        self.teacher = teacher.to(self.device).eval().requires_grad_(False)
+        self.distill_terms = list(active)
         student_names, teacher_names = collect_taps(self.distill_terms)
         self.student_taps = FeatureTaps(self.modules.model, student_names)
         self.teacher_taps = FeatureTaps(
@@ -144,32 +160,52 @@ class KDBrain(EnhanceBrain):
 
         Returns
         -------
-        torch.Tensor or dict
-            Outside training, the student's output. In training, a dict
-            with ``enhanced``, ``teacher`` and the tapped features.
+        torch.Tensor or DistillStep
+            Outside training (or without terms), the student's output; in
+            training, the step the terms see.
         """
         if stage != sb.Stage.TRAIN or not self.distill_terms:
             return super().compute_forward(batch, stage)
         batch = batch.to(self.device)
-        noisy, _ = batch.noisy_sig
         self.student_taps.clear()
         self.teacher_taps.clear()
-        enhanced = self.modules.model(noisy)
+        step = DistillStep.for_batch(
+            batch,
+            student_key=self.student_input_key,
+            teacher_key=self.hparam("teacher_input"),
+            student_out=None,
+        )
+        step.student_out = self.modules.model(step.student_input)
         with torch.no_grad():
-            teacher_out = self.teacher(noisy)
-        return {
-            "enhanced": enhanced,
-            "teacher": teacher_out,
-            "student_features": dict(self.student_taps.features),
-            "teacher_features": dict(self.teacher_taps.features),
-        }
+            step.teacher_out = self.teacher(step.teacher_input)
+        step.student_features = dict(self.student_taps.features)
+        step.teacher_features = dict(self.teacher_taps.features)
+        step.sample_weights = self.sample_weights(step)
+        return step
+
+    def sample_weights(self, step):
+        """Per-utterance weights of the terms (none by default).
+
+        A Brain that weighs utterances (KDRL's policy) overrides this.
+
+        Arguments
+        ---------
+        step : DistillStep
+            The step being built (outputs and features set).
+
+        Returns
+        -------
+        dict
+            Term name -> ``[B]`` weights.
+        """
+        return {}
 
     def enhanced_from(self, predictions):
         """The student's output inside ``predictions``.
 
         Arguments
         ---------
-        predictions : torch.Tensor or dict
+        predictions : torch.Tensor or DistillStep
             Output of :meth:`compute_forward`.
 
         Returns
@@ -177,8 +213,8 @@ class KDBrain(EnhanceBrain):
         torch.Tensor
             Enhanced waveforms.
         """
-        if isinstance(predictions, dict):
-            return predictions["enhanced"]
+        if isinstance(predictions, DistillStep):
+            return predictions.student_out
         return predictions
 
     def compute_objectives(self, predictions, batch, stage):
@@ -186,7 +222,7 @@ class KDBrain(EnhanceBrain):
 
         Arguments
         ---------
-        predictions : torch.Tensor or dict
+        predictions : torch.Tensor or DistillStep
             Output of :meth:`compute_forward`.
         batch : speechbrain.dataio.batch.PaddedBatch
             The batch.
@@ -199,25 +235,11 @@ class KDBrain(EnhanceBrain):
             The scalar training objective.
         """
         loss = super().compute_objectives(predictions, batch, stage)
-        if not isinstance(predictions, dict):
+        if not isinstance(predictions, DistillStep):
             return loss
         loss = loss * self.hparam("supervised_weight", 1.0)
-        noisy, lengths = batch.noisy_sig
-        for term in self.distill_terms:
-            if isinstance(term, OutputDistillTerm):
-                value = term(
-                    predictions["enhanced"],
-                    predictions["teacher"],
-                    noisy,
-                    lengths,
-                )
-            else:
-                value = term(
-                    predictions["student_features"],
-                    predictions["teacher_features"],
-                    lengths,
-                )
-            self.log_term(term.name, value)
+        for name, value in self.modules[DISTILL_TERMS](predictions).items():
+            self.log_term(name, value)
             loss = loss + value
         return loss
 

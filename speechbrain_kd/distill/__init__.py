@@ -5,8 +5,10 @@
   transfer (MV-AT Eq. 1-2), with dual-depth matching (a list of teacher
   features is summed; maps of different lengths are interpolated).
 * :func:`mvat_pairs`, :func:`single_view_pairs` — tap pairs for MANNER.
-* :class:`FeatureDistillTerm`, :class:`OutputDistillTerm`,
-  :func:`collect_taps` — distillation terms declared in yaml.
+* :class:`DistillStep`, :class:`DistillTerm`, :class:`DistillTerms` — the
+  term protocol; :class:`FeatureDistillTerm`, :class:`OutputDistillTerm`,
+  :func:`collect_taps` — the terms declared in yaml.
+* :class:`FeatureMSELoss` — FitNets-style hint loss (with a projection).
 * :class:`SimilarityLoss`, :func:`similarity_loss` — CNNC-Distill
   time-by-time feature-similarity loss (works across network widths).
 * :class:`OKDLoss`, :func:`normalize_metric` — MetricGAN-OKD generator
@@ -22,6 +24,7 @@ from speechbrain_kd.distill.attention import (
     resample_map,
     single_view_pairs,
 )
+from speechbrain_kd.distill.hint import FeatureMSELoss
 from speechbrain_kd.distill.okd import (
     TARGET_METRICS,
     OKDLoss,
@@ -36,6 +39,9 @@ from speechbrain_kd.distill.similarity import (
 )
 from speechbrain_kd.distill.taps import FeatureTaps, unwrap_model
 from speechbrain_kd.distill.terms import (
+    DistillStep,
+    DistillTerm,
+    DistillTerms,
     FeatureDistillTerm,
     OutputDistillTerm,
     collect_taps,
@@ -48,7 +54,11 @@ __all__ = [
     "check_target_metrics",
     "normalize_metric",
     "ATLoss",
+    "DistillStep",
+    "DistillTerm",
+    "DistillTerms",
     "FeatureDistillTerm",
+    "FeatureMSELoss",
     "FeatureTaps",
     "OutputDistillTerm",
     "SimilarityLoss",
