@@ -97,8 +97,10 @@ def as_dataset(items):
 
 
 def kd_terms():
+    with torch.random.fork_rng():  # the RNG stream of the tests unchanged
+        pairs = mvat_pairs(make_student(), make_teacher(), [2], [[2, 3]])
     return [
-        FeatureDistillTerm(mvat_pairs([2], [[2, 3]]), ATLoss(), name="mvat"),
+        FeatureDistillTerm(pairs, ATLoss(), name="mvat"),
         OutputDistillTerm(WeightedCleanNoiseLoss(), name="output_kd"),
     ]
 
@@ -260,7 +262,7 @@ def test_kd_brain_loss_terms_logged_and_summed():
 
     noisy, lengths = batch.noisy_sig
     clean, _ = batch.clean_sig
-    pairs = mvat_pairs([2], [[2, 3]])
+    pairs = mvat_pairs(student, teacher, [2], [[2, 3]])
     with torch.no_grad():
         with (
             FeatureTaps(student, [s for s, _ in pairs]) as s_taps,

@@ -19,6 +19,7 @@ from speechbrain_kd.distill import (
     mvat_pairs,
     single_view_pairs,
 )
+from speechbrain_kd.lobes.manner import MANNER
 from speechbrain_kd.losses import WeightedCleanNoiseLoss
 
 A = torch.tensor([[[1.0, 2.0, 0.0], [3.0, 0.0, 4.0]]])  # [1, 2, 3]
@@ -141,8 +142,15 @@ def test_at_loss_gradient():
 # pair builders
 
 
+# The models say which modules may be tapped; the builders ask them.
+STUDENT_NET = MANNER(channels=6, depth=3, attention_layers=[1, 2])
+TEACHER_NET = MANNER(channels=6, depth=4, attention_layers=[0, 1, 2, 3])
+
+
 def test_mvat_pairs_dual_depth():
-    pairs = mvat_pairs(student_layers=[2], teacher_layers=[[2, 3]])
+    pairs = mvat_pairs(
+        STUDENT_NET, TEACHER_NET, student_layers=[2], teacher_layers=[[2, 3]]
+    )
     views = ("channel_view", "global_view", "local_view")
     expected = [
         (
@@ -153,10 +161,12 @@ def test_mvat_pairs_dual_depth():
         for view in views
     ]
     assert pairs == expected
+    modules = dict(TEACHER_NET.named_modules())
+    assert all(t in modules for _, ts in pairs for t in ts)
 
 
 def test_mvat_pairs_single_depth():
-    pairs = mvat_pairs([2], [[3]], sides=("encoder",))
+    pairs = mvat_pairs(STUDENT_NET, TEACHER_NET, [2], [[3]], sides=["encoder"])
     assert pairs == [
         (
             "encoder.2.attention.channel_view",
@@ -168,17 +178,32 @@ def test_mvat_pairs_single_depth():
         ),
         ("encoder.2.attention.local_view", ["encoder.3.attention.local_view"]),
     ]
-    assert mvat_pairs([2], [3], sides=("encoder",)) == pairs
-    assert mvat_pairs([1])[0] == (
+    assert mvat_pairs(STUDENT_NET, TEACHER_NET, [2], [3], ["encoder"]) == pairs
+    assert mvat_pairs(STUDENT_NET, TEACHER_NET, [1])[0] == (
         "encoder.1.attention.channel_view",
         ["encoder.1.attention.channel_view"],
     )
-    with pytest.raises(ValueError):
-        mvat_pairs([1, 2], [[1]])
+    with pytest.raises(ValueError, match="teacher layer"):
+        mvat_pairs(STUDENT_NET, TEACHER_NET, [1, 2], [[1]])
+
+
+def test_pairs_name_what_a_model_does_not_offer():
+    with pytest.raises(ValueError, match=r"no MA block.*\(1, 2\)"):
+        mvat_pairs(STUDENT_NET, TEACHER_NET, [0])
+    with pytest.raises(ValueError, match="layers 0..2"):
+        single_view_pairs(STUDENT_NET, TEACHER_NET, [3])
+    with pytest.raises(TypeError, match="tap_path"):
+        single_view_pairs(torch.nn.Linear(1, 1), TEACHER_NET, [0])
+    no_views = MANNER(channels=6, depth=3, attention_layers=())
+    no_views.attention_views = ()
+    with pytest.raises(ValueError, match="attention views"):
+        mvat_pairs(no_views, TEACHER_NET, [2])
 
 
 def test_single_view_pairs():
-    assert single_view_pairs([0, 2], [[0], [2, 3]]) == [
+    assert single_view_pairs(
+        STUDENT_NET, TEACHER_NET, [0, 2], [[0], [2, 3]]
+    ) == [
         ("encoder.0", ["encoder.0"]),
         ("encoder.2", ["encoder.2", "encoder.3"]),
         ("decoder.0", ["decoder.0"]),
@@ -363,8 +388,12 @@ def test_output_term_is_weighted_loss_against_teacher():
 
 
 def test_collect_taps():
-    a = FeatureDistillTerm(mvat_pairs([2], [[2, 3]], sides=["encoder"]), None)
-    b = FeatureDistillTerm(single_view_pairs([2], [[3]]), None)
+    a = FeatureDistillTerm(
+        mvat_pairs(STUDENT_NET, TEACHER_NET, [2], [[2, 3]], ["encoder"]), None
+    )
+    b = FeatureDistillTerm(
+        single_view_pairs(STUDENT_NET, TEACHER_NET, [2], [[3]]), None
+    )
     student, teacher = collect_taps([a, OutputDistillTerm(None), b])
     assert student == a.student_taps + ["encoder.2", "decoder.2"]
     assert teacher == a.teacher_taps + ["encoder.3", "decoder.3"]

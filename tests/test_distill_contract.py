@@ -288,3 +288,38 @@ def test_a_term_returning_a_matrix_is_a_clear_error():
     step = DistillStep.from_tensors(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="one value per utterance"):
         Bad(name="bad")(step)
+
+
+HINT_YAML = """
+model: !include:../hparams/models/manner_s_1.5gf.yaml
+teacher: !include:../hparams/models/manner_b.yaml
+distill_terms:
+    - !new:speechbrain_kd.distill.FeatureDistillTerm
+      name: hint
+      pairs: [[encoder.2, [encoder.2]]]
+      loss: !new:speechbrain_kd.distill.FeatureMSELoss
+      projection: !new:torch.nn.Conv1d [96, 480, 1]
+      weight: 1.0
+"""
+
+
+def test_readme_hint_term_runs_between_the_presets(tmp_path):
+    """The learnable-projection yaml of recipes/Valentini/README.md."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = tmp_path / "hint.yaml"
+    path.write_text(HINT_YAML.replace("../hparams", str(REPO / "hparams")))
+    with open(path, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin)
+    brain = kd_brain(
+        hparams["model"]["model"],
+        hparams["teacher"]["model"],
+        hparams["distill_terms"],
+    )
+    batch = PaddedBatch(items(2, length=16000))
+    step = brain.compute_forward(batch, sb.Stage.TRAIN)
+    loss = brain.compute_objectives(step, batch, sb.Stage.TRAIN)
+    loss.backward()
+    projection = hparams["distill_terms"][0].projection
+    assert projection.weight.grad.abs().sum() > 0
+    assert brain.term_averages()["loss_hint"] > 0

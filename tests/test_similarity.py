@@ -15,6 +15,7 @@ from speechbrain_kd.distill import (
     similarity_matrix,
     single_view_pairs,
 )
+from speechbrain_kd.lobes.manner import MANNER
 
 # Student [1, 2, 3]: frames (1, 0), (0, 1), (1, 1).
 STUDENT = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]])
@@ -179,7 +180,11 @@ def test_gradient_reaches_the_student_only():
 
 
 def test_plugs_into_feature_distill_term_with_length():
-    pairs = single_view_pairs([0, 1, 2], [[0], [1], [2, 3]])
+    student_net = MANNER(channels=6, depth=3, attention_layers=[2])
+    teacher_net = MANNER(channels=6, depth=4, attention_layers=[3])
+    pairs = single_view_pairs(
+        student_net, teacher_net, [0, 1, 2], [[0], [1], [2, 3]]
+    )
     assert pairs[2] == ("encoder.2", ["encoder.2", "encoder.3"])
     assert pairs[5] == ("decoder.2", ["decoder.2", "decoder.3"])
     term = FeatureDistillTerm(pairs, SimilarityLoss(8), name="cnnc")

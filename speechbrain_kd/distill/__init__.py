@@ -4,7 +4,8 @@
 * :func:`attention_map`, :func:`at_loss`, :class:`ATLoss` — attention
   transfer (MV-AT Eq. 1-2), with dual-depth matching (a list of teacher
   features is summed; maps of different lengths are interpolated).
-* :func:`mvat_pairs`, :func:`single_view_pairs` — tap pairs for MANNER.
+* :func:`mvat_pairs`, :func:`single_view_pairs`, :func:`layer_pairs` — tap
+  pairs, asked of the models (``tap_path``).
 * :class:`DistillStep`, :class:`DistillTerm`, :class:`DistillTerms` — the
   term protocol; :class:`FeatureDistillTerm`, :class:`OutputDistillTerm`,
   :func:`collect_taps` — the terms declared in yaml.
@@ -16,13 +17,10 @@
 """
 
 from speechbrain_kd.distill.attention import (
-    MANNER_VIEWS,
     ATLoss,
     at_loss,
     attention_map,
-    mvat_pairs,
     resample_map,
-    single_view_pairs,
 )
 from speechbrain_kd.distill.hint import FeatureMSELoss
 from speechbrain_kd.distill.okd import (
@@ -30,6 +28,11 @@ from speechbrain_kd.distill.okd import (
     OKDLoss,
     check_target_metrics,
     normalize_metric,
+)
+from speechbrain_kd.distill.pairs import (
+    layer_pairs,
+    mvat_pairs,
+    single_view_pairs,
 )
 from speechbrain_kd.distill.similarity import (
     SimilarityLoss,
@@ -48,7 +51,6 @@ from speechbrain_kd.distill.terms import (
 )
 
 __all__ = [
-    "MANNER_VIEWS",
     "TARGET_METRICS",
     "OKDLoss",
     "check_target_metrics",
@@ -65,6 +67,7 @@ __all__ = [
     "at_loss",
     "attention_map",
     "collect_taps",
+    "layer_pairs",
     "mvat_pairs",
     "resample_frames",
     "resample_map",

@@ -37,7 +37,7 @@ the padded features, so the last valid frame may mix in a little padding.
 
 Layer pairs are the outputs of whole encoder/decoder layers
 (``encoder.{i}`` / ``decoder.{i}``), built by
-:func:`~speechbrain_kd.distill.attention.single_view_pairs` (the same
+:func:`~speechbrain_kd.distill.pairs.single_view_pairs` (the same
 ``(student_tap, [teacher_taps])`` format; no separate builder).
 """
 

@@ -330,7 +330,7 @@ class FeatureDistillTerm(DistillTerm):
     ---------
     pairs : list of (str, str or list of str)
         ``(student_tap, teacher_taps)``, e.g. from
-        :func:`~speechbrain_kd.distill.attention.mvat_pairs`.
+        :func:`~speechbrain_kd.distill.pairs.mvat_pairs`.
     loss : callable
         ``loss(student_feat, teacher_feat) -> scalar or [B]``; it also
         receives ``length=`` when it accepts that keyword.

@@ -96,6 +96,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechbrain_kd.lobes.orientation import orient_output as orient
+from speechbrain_kd.lobes.taps import UNetTaps
 
 VIEWS = ("channel", "global", "local")
 #: BatchNorm momentum of the official ``BasicConv`` units (1x1/k3 conv +
@@ -820,7 +821,7 @@ def rescale_conv_weights(module, reference=0.1):
                     sub.bias.div_(scale)
 
 
-class MANNER(nn.Module):
+class MANNER(UNetTaps, nn.Module):
     """MANNER speech-enhancement U-Net (waveform to waveform).
 
     See the module docstring for the architecture, the bias layout and

@@ -142,6 +142,7 @@ from speechbrain_kd.lobes.manner import (
     rescale_conv_weights,
 )
 from speechbrain_kd.lobes.orientation import orient_output as orient
+from speechbrain_kd.lobes.taps import UNetTaps
 
 
 class CausalLayer(nn.Module):
@@ -958,7 +959,7 @@ class CausalDecoderLayer(nn.Module):
         return x
 
 
-class RTSENet(nn.Module):
+class RTSENet(UNetTaps, nn.Module):
     """RT-SENet: causal MANNER with an exact streaming API.
 
     See the module docstring for the design, latency and state layout.
