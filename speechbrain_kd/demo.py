@@ -243,14 +243,15 @@ def noisy_scores(test_manifest):
     dict
         Mean of each metric over the test files.
     """
-    import soundfile as sf
-
+    from speechbrain_kd.audio import read_audio
     from speechbrain_kd.metrics import evaluate_pairs, summarize_scores
+
+    def read(path):
+        return read_audio(path).double().numpy()
 
     entries = json.loads(pathlib.Path(test_manifest).read_text())
     pairs = [
-        (sf.read(e["clean_wav"])[0], sf.read(e["noisy_wav"])[0])
-        for e in entries.values()
+        (read(e["clean_wav"]), read(e["noisy_wav"])) for e in entries.values()
     ]
     rows = evaluate_pairs(pairs, progress=False)
     return summarize_scores(rows)

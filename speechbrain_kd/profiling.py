@@ -54,6 +54,8 @@ import warnings
 
 import torch
 
+from speechbrain_kd.hyperyaml import find_module
+
 FLOPS_CONVENTION = "FLOPs = 2 x MACs"
 PEAK_MEMORY_METHOD = {
     "cpu": "largest increase of bytes allocated through the PyTorch CPU "
@@ -633,21 +635,6 @@ def profile_model(
     }
 
 
-def _module_keys(hparams):
-    """Keys of ``hparams`` (and of its top-level dicts) holding modules."""
-    keys = []
-    for key, value in hparams.items():
-        if isinstance(value, torch.nn.Module):
-            keys.append(str(key))
-        elif isinstance(value, dict):
-            keys.extend(
-                f"{key}.{name}"
-                for name, item in value.items()
-                if isinstance(item, torch.nn.Module)
-            )
-    return keys
-
-
 def _fill_placeholders(text, overrides):
     """Overrides giving every top-level ``!PLACEHOLDER`` a dummy value.
 
@@ -675,7 +662,8 @@ def load_module_from_hparams(yaml_path, key="model", overrides=None):
     """Loads a HyperPyYAML file and returns the module under ``key``.
 
     ``key`` is a top-level key, or ``outer.inner`` for an entry of a
-    top-level dict (e.g. ``modules.generator`` in a recipe).
+    top-level dict (e.g. ``modules.generator`` in a recipe); see
+    :func:`speechbrain_kd.hyperyaml.find_module`.
 
     Arguments
     ---------
@@ -718,28 +706,7 @@ def load_module_from_hparams(yaml_path, key="model", overrides=None):
     hparams = load_hyperpyyaml(text, overrides)
     if not isinstance(hparams, dict):
         raise ValueError(f"{path} does not hold a mapping of keys")
-    value, found = hparams, True
-    if key in hparams:
-        value = hparams[key]
-    else:
-        for part in key.split("."):
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            else:
-                found = False
-                break
-    if not found:
-        available = ", ".join(_module_keys(hparams)) or "(none)"
-        raise ValueError(
-            f"no key {key!r} in {path}; keys holding a torch.nn.Module: "
-            f"{available}"
-        )
-    if not isinstance(value, torch.nn.Module):
-        raise ValueError(
-            f"{key!r} in {path} is a {type(value).__module__}."
-            f"{type(value).__qualname__}, not a torch.nn.Module"
-        )
-    return value
+    return find_module(hparams, key, path)
 
 
 __all__ = [

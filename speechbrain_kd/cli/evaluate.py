@@ -21,11 +21,13 @@ import json
 import math
 import pathlib
 
-AUDIO_SUFFIXES = (".wav", ".flac")
-RESAMPLER = (
-    "torchaudio.functional.resample (windowed sinc, Hann window, "
-    "lowpass_filter_width=6, rolloff=0.99)"
+from speechbrain_kd.audio import (
+    AUDIO_SUFFIXES,
+    RESAMPLER,
+    audio_info,
+    read_audio,
 )
+
 SHOWN_NAMES = 10
 # Copies of speechbrain_kd.metrics.evaluation.ALL_METRICS / EXTRA_METRICS
 # and pool.DEFAULT_TIMEOUT, so that building the parser (``--help``) does
@@ -202,12 +204,7 @@ def pair_files(clean_dir, enhanced_dir):
 
 def _check_file(path):
     """Returns the sample rate of a mono audio file; errors name the file."""
-    import soundfile
-
-    try:
-        info = soundfile.info(str(path))
-    except Exception as error:
-        raise ValueError(f"cannot read {path}: {error}") from None
+    info = audio_info(path)
     if info.channels != 1:
         raise ValueError(
             f"{path} has {info.channels} channels; the metrics need mono "
@@ -215,11 +212,14 @@ def _check_file(path):
         )
     if info.frames == 0:
         raise ValueError(f"{path} is empty")
-    return info.samplerate
+    return info.sample_rate
 
 
 def read_mono(path, sample_rate):
     """Reads a mono file as float64 at ``sample_rate`` (resampling if needed).
+
+    Read by :func:`speechbrain_kd.audio.read_audio` (float32 samples,
+    exact for 16- and 24-bit PCM), for the metrics in float64.
 
     Arguments
     ---------
@@ -234,6 +234,11 @@ def read_mono(path, sample_rate):
     numpy.ndarray
         The 1-D signal.
 
+    Raises
+    ------
+    ValueError
+        The file is unreadable, empty or not mono (the message names it).
+
     Example
     -------
     >>> import tempfile, numpy as np, soundfile
@@ -242,20 +247,7 @@ def read_mono(path, sample_rate):
     >>> read_mono(path, 16000).shape
     (1600,)
     """
-    import soundfile
-
-    signal, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    if signal.shape[1] != 1:
-        raise ValueError(f"{path} has {signal.shape[1]} channels, not 1")
-    signal = signal[:, 0]
-    if rate != sample_rate:
-        import torch
-        import torchaudio.functional
-
-        signal = torchaudio.functional.resample(
-            torch.from_numpy(signal), rate, sample_rate
-        ).numpy()
-    return signal
+    return read_audio(path, sample_rate, downmix=False).double().numpy()
 
 
 def score_files(clean_path, enhanced_path, sample_rate, metrics, clip):

@@ -46,12 +46,11 @@ import pathlib
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
+
+from speechbrain_kd.audio import AUDIO_SUFFIXES, read_audio
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac")
 OPTIONS_FILE = "folder_mix_options.json"
 
 
@@ -132,7 +131,7 @@ def prepare_folder_mix(
     noise_files = audio_files(noise_folder, "noise_folder")
     rng = np.random.default_rng(int(seed))
     splits = split_files(clean_files, valid_fraction, test_fraction, rng)
-    noises = [read_audio(path, sample_rate) for path in noise_files]
+    noises = [read_audio(path, sample_rate).numpy() for path in noise_files]
     for path, noise in zip(noise_files, noises):
         if noise.size < 2:
             raise ValueError(f"noise file {path} is (nearly) empty")
@@ -140,7 +139,7 @@ def prepare_folder_mix(
         snr_range = test_snr if split == "test" else train_snr
         entries = {}
         for path in files:
-            clean = read_audio(path, sample_rate)
+            clean = read_audio(path, sample_rate).numpy()
             choice = int(rng.integers(len(noises)))
             part = noise_part(noises[choice], test_noise_fraction, split)
             snr = float(rng.uniform(*snr_range))
@@ -326,42 +325,6 @@ def mix_at_snr(clean, noise, snr_db, rng):
     if peak > 0.99:
         noisy, clean = noisy * (0.99 / peak), clean * (0.99 / peak)
     return noisy.astype(np.float32), clean.astype(np.float32)
-
-
-def read_audio(path, sample_rate):
-    """A file as mono float32 numpy at ``sample_rate``.
-
-    Arguments
-    ---------
-    path : str or pathlib.Path
-        Audio file.
-    sample_rate : int
-        Target rate.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``[time]``.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "stereo.wav"
-    >>> sf.write(path, np.ones((800, 2)) * [0.2, 0.4], 8000)
-    >>> audio = read_audio(path, 16000)
-    >>> audio.shape, round(float(audio[800]), 3)
-    ((1600,), 0.3)
-    """
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.SoundFileError) as error:
-        raise ValueError(f"cannot read audio file {path}: {error}") from None
-    audio = data.mean(axis=1)
-    if rate != sample_rate and audio.size:
-        audio = torchaudio.functional.resample(
-            torch.from_numpy(audio), rate, int(sample_rate)
-        ).numpy()
-    return audio
 
 
 def _unique_id(path, root, taken):
