@@ -1,0 +1,273 @@
+"""Finding a model's parameter file and loading it strictly.
+
+A model's parameters come from a training run of our recipes (its
+``save/CKPT+*`` folders, ranked by a meta key such as the validation
+PESQ), a ``CKPT+...`` folder, an exported model folder
+(:mod:`speechbrain_kd.pretrained.folder`) or a ``.ckpt`` file. Export
+and teacher loading (:mod:`speechbrain_kd.brains.teacher`) both find and
+check parameters here. The check is strict: SpeechBrain's ``Pretrainer``
+only warns about missing keys, and a model with random layers would
+silently be wrong.
+"""
+
+import logging
+import pathlib
+
+from speechbrain_kd.pretrained.folder import MODEL_FILE
+
+logger = logging.getLogger(__name__)
+
+#: Parameter files looked for, in order, in a checkpoint or model folder
+#: (``model.ckpt``: the ``model`` module of a training checkpoint).
+CHECKPOINT_NAMES = ("model.ckpt", MODEL_FILE)
+
+
+class CheckpointError(ValueError):
+    """Raised when parameters cannot be found or do not fit the model."""
+
+
+def looks_like_local_path(source):
+    """Tells whether ``source`` is meant as a local path, not a hub id.
+
+    Arguments
+    ---------
+    source : str or pathlib.Path
+        A path or a HuggingFace id such as ``org/name``.
+
+    Returns
+    -------
+    bool
+        True for absolute, ``./``, ``../``, ``~`` paths, paths with more
+        than one ``/`` and anything that exists on disk.
+
+    Example
+    -------
+    >>> looks_like_local_path("speechbrain/metricgan-plus-voicebank")
+    False
+    >>> looks_like_local_path("results/manner_teacher/100")
+    True
+    """
+    text = str(source)
+    if pathlib.Path(text).expanduser().exists():
+        return True
+    if text.startswith(("/", "./", "../", "~", ".\\")):
+        return True
+    return text.count("/") != 1 or text.endswith("/")
+
+
+def module_selection_key(key, module):
+    """The checkpoint meta key that ranks checkpoints for one module.
+
+    A run that selects each of several models on its own score (e.g. one
+    MetricGAN-OKD generator per target metric) stores them under
+    ``<key>[<module>]``.
+
+    Arguments
+    ---------
+    key : str
+        The run's selection key (``ckpt_max_key``).
+    module : str
+        The module's name (a ``modules`` / recoverables key).
+
+    Returns
+    -------
+    str
+        The meta key.
+
+    Example
+    -------
+    >>> module_selection_key("selection_score", "generator_csig")
+    'selection_score[generator_csig]'
+    """
+    return f"{key}[{module}]"
+
+
+def find_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
+    """Finds the parameter file of a model in a local folder.
+
+    Arguments
+    ---------
+    source : str or pathlib.Path
+        A training output folder (holding ``save/``), a checkpoints folder,
+        a ``CKPT+...`` folder, an exported model folder or a file.
+    max_key : str or tuple of str
+        Checkpoint meta key to maximise when several checkpoints exist (a
+        tuple: the first key that some checkpoint holds; none: the most
+        recent checkpoint).
+    names : tuple of str
+        File names that hold the model's parameters, by preference.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.ckpt`` file holding the model's state dict.
+
+    Raises
+    ------
+    CheckpointError
+        If ``source`` does not exist or holds no usable checkpoint (the
+        message starts with the path).
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> torch.save({"w": torch.zeros(1)}, folder / "enhance_model.ckpt")
+    >>> find_checkpoint_file(folder).name
+    'enhance_model.ckpt'
+    """
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    folder = pathlib.Path(source).expanduser()
+    if not folder.exists():
+        raise CheckpointError(f"{folder} does not exist.")
+    if folder.is_file():
+        return folder
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    for checkpoints_dir in (folder / "save", folder):
+        if not checkpoints_dir.is_dir():
+            continue
+        checkpointer = Checkpointer(checkpoints_dir)
+        if not checkpointer.list_checkpoints():
+            continue
+        metas = [ckpt.meta for ckpt in checkpointer.list_checkpoints()]
+        keys = (max_key,) if isinstance(max_key, str) else tuple(max_key)
+        held = [key for key in keys if any(key in meta for meta in metas)]
+        checkpoint = checkpointer.find_checkpoint(
+            max_key=held[0] if held else None
+        )
+        for name in names:
+            if (checkpoint.path / name).is_file():
+                logger.info("Using checkpoint %s", checkpoint.path)
+                return checkpoint.path / name
+    raise CheckpointError(
+        f"{folder} holds no model checkpoint (looked for "
+        f"{' or '.join(names)} in it, in save/CKPT+* and in "
+        "CKPT+* folders; a --debug run keeps its checkpoints only with "
+        "--debug_persistently)."
+    )
+
+
+def check_state_dict(model, state_dict, source, role="model", hint=""):
+    """Loads ``state_dict`` into ``model`` strictly, with a clear error.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The model, built from its hyperparameters.
+    state_dict : dict
+        Its parameters, as saved by ``model.state_dict()``.
+    source : str
+        Where the parameters came from (used in the error message).
+    role : str
+        What the parameters are for (first words of the error message).
+    hint : str
+        Advice ending the error message.
+
+    Raises
+    ------
+    CheckpointError
+        If keys are missing or unexpected, or shapes differ (nothing is
+        loaded then).
+
+    Example
+    -------
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 2)
+    >>> check_state_dict(model, model.state_dict(), "memory")
+    >>> try:
+    ...     check_state_dict(model, {"weight": model.weight}, "memory")
+    ... except CheckpointError as error:
+    ...     print(error)
+    model parameters from memory do not fit Linear: missing keys ['bias'].
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong_shape = sorted(
+        key
+        for key in set(expected) & set(state_dict)
+        if tuple(expected[key].shape) != tuple(state_dict[key].shape)
+    )
+    if missing or unexpected or wrong_shape:
+        problems = []
+        if missing:
+            problems.append(f"missing keys {_head(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys {_head(unexpected)}")
+        if wrong_shape:
+            problems.append(f"shape mismatch for {_head(wrong_shape)}")
+        raise CheckpointError(
+            f"{role} parameters from {source} do not fit "
+            f"{type(model).__name__}: {'; '.join(problems)}. {hint}".rstrip()
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_parameters(model, checkpoint, source, role="model", hint=""):
+    """Loads a checkpoint into ``model``: ours, or the official MANNER's.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The model, built from its hyperparameters.
+    checkpoint : dict
+        A state dict (checked by :func:`check_state_dict`), or a checkpoint
+        of the official MANNER code, converted by
+        :func:`speechbrain_kd.lobes.manner_official.load_official_checkpoint`.
+    source : str
+        Where the parameters came from (used in the error message).
+    role : str
+        What the parameters are for (first words of the error message).
+    hint : str
+        Advice ending the error message.
+
+    Raises
+    ------
+    CheckpointError
+        If the parameters do not fit ``model``.
+
+    Example
+    -------
+    >>> import torch
+    >>> model, trained = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    >>> load_parameters(model, trained.state_dict(), "memory")
+    >>> torch.equal(model.weight, trained.weight)
+    True
+    """
+    from speechbrain_kd.lobes.manner_official import is_official_checkpoint
+
+    if is_official_checkpoint(checkpoint):
+        _load_official(model, checkpoint, source, role)
+    else:
+        check_state_dict(model, checkpoint, source, role=role, hint=hint)
+
+
+def _load_official(model, checkpoint, source, role):
+    """Loads a checkpoint of the official MANNER code, with a clear error."""
+    from speechbrain_kd.lobes.manner import MANNER
+    from speechbrain_kd.lobes.manner_official import load_official_checkpoint
+
+    if not isinstance(model, MANNER):
+        raise CheckpointError(
+            f"{role} parameters from {source} are an official MANNER "
+            f"checkpoint, but the {role} is a {type(model).__name__}: "
+            "declare a speechbrain_kd.lobes.manner.MANNER"
+        )
+    try:
+        load_official_checkpoint(checkpoint, model)
+    except ValueError as error:
+        raise CheckpointError(
+            f"{role} parameters from {source}: {error}. Set the model's "
+            "hyperparameters accordingly (e.g. --teacher_channels, "
+            "--teacher_depth, --teacher_attention_layers for a teacher)."
+        ) from None
+
+
+def _head(items, limit=5):
+    """The first ``limit`` items, with a count of the rest."""
+    shown = ", ".join(repr(item) for item in items[:limit])
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return f"[{shown}]{more}"

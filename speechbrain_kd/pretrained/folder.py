@@ -1,0 +1,329 @@
+"""The pretrained model folder: its files, what each holds, read and write.
+
+A pretrained model is a folder (local, or a HuggingFace repository) laid
+out as SpeechBrain's hub models are:
+
+* :data:`HPARAMS_FILE` (``hyperparams.yaml``): inference-only
+  hyperparameters: ``sample_rate``, ``chunk_seconds`` and
+  ``overlap_seconds`` (optional), :data:`MODULE_KEY` (``enhance_model``:
+  the waveform-to-waveform ``torch.nn.Module``, e.g. MANNER),
+  ``modules: {enhance_model: !ref <enhance_model>}`` and a ``pretrainer``
+  (``speechbrain.utils.parameter_transfer.Pretrainer`` with
+  ``loadables: {enhance_model: !ref <enhance_model>}``);
+* :data:`MODEL_FILE` (``enhance_model.ckpt``): the module's state dict;
+* :data:`CONFIG_FILE` (``config.json``): :data:`INTERFACE_CONFIG` (the
+  interface class, SpeechBrain's ``foreign_class`` convention), plus what
+  export adds (sample rate, model class and arguments, usage);
+* optionally :data:`EXAMPLE_FILE` (``example.wav``, a clip enhanced by
+  the model) with its input :data:`EXAMPLE_INPUT_FILE`, and
+  :data:`CARD_FILE` (``README.md``, the model card).
+
+Example
+-------
+>>> import tempfile, torch
+>>> from ruamel.yaml.comments import TaggedScalar
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> node = TaggedScalar(value="", tag="!new:torch.nn.Identity")
+>>> write_hyperparams(folder, 16000, node)
+>>> write_parameters(folder, torch.nn.Identity())
+>>> _ = write_config(folder)
+>>> check_model_folder(folder) == folder.resolve()
+True
+>>> read_hyperparams(folder)[MODULE_KEY], read_parameters(folder)
+(Identity(), {})
+"""
+
+import json
+import pathlib
+
+#: Hyperparameter file of a model folder.
+HPARAMS_FILE = "hyperparams.yaml"
+#: File holding the model's state dict.
+MODEL_FILE = "enhance_model.ckpt"
+#: The interface description (``foreign_class`` convention).
+CONFIG_FILE = "config.json"
+#: A clip enhanced by the model, and its noisy input.
+EXAMPLE_FILE = "example.wav"
+EXAMPLE_INPUT_FILE = "example_noisy.wav"
+#: The model card.
+CARD_FILE = "README.md"
+#: Files of an exported model folder (:data:`EXAMPLE_INPUT_FILE` too).
+EXPORTED_FILES = (
+    MODEL_FILE,
+    HPARAMS_FILE,
+    CONFIG_FILE,
+    EXAMPLE_FILE,
+    CARD_FILE,
+)
+#: Key of the enhancement module in hyperparams.yaml (and ``modules``).
+MODULE_KEY = "enhance_model"
+#: ``config.json`` entries naming the interface class.
+INTERFACE_CONFIG = {
+    "speechbrain_interface": "KDEnhancement",
+    "interface_module": "speechbrain_kd.pretrained",
+}
+#: Chunking of long inputs when hyperparams.yaml does not say.
+DEFAULT_CHUNK_SECONDS = 10.0
+DEFAULT_OVERLAP_SECONDS = 1.0
+#: The class collecting and loading :data:`MODEL_FILE`.
+PRETRAINER_CLASS = "speechbrain.utils.parameter_transfer.Pretrainer"
+
+
+def check_model_folder(folder, hparams_file=HPARAMS_FILE):
+    """Checks that a local model folder holds its files.
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        The model folder.
+    hparams_file : str
+        Name of its hyperparameter file.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, resolved.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder does not exist, is not a folder, or lacks
+        ``hparams_file`` or :data:`MODEL_FILE` (the message names it).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> check_model_folder(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: hyperparams.yaml is missing from the model folder ...
+    """
+    folder = pathlib.Path(folder).expanduser()
+    if not folder.exists():
+        raise FileNotFoundError(
+            f"model source {folder} does not exist (a local path; "
+            "it is not looked up on the HuggingFace hub). Pass an "
+            "exported model folder or a hub id such as org/name."
+        )
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"model source {folder} is not a folder: pass the "
+            f"folder holding {hparams_file} and {MODEL_FILE}"
+        )
+    for name in (hparams_file, MODEL_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"{name} is missing from the model folder {folder} "
+                f"(a pretrained model folder holds {hparams_file}, "
+                f"{MODEL_FILE} and {CONFIG_FILE}; export a trained "
+                "model with `speechbrain-kd export`)"
+            )
+    return folder.resolve()
+
+
+def read_parameters(path):
+    """The state dict of a model folder (or of a ``.ckpt`` file).
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A model folder (its :data:`MODEL_FILE` is read) or a file.
+
+    Returns
+    -------
+    object
+        What the file holds (a state dict), on the CPU.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_parameters(folder, torch.nn.Linear(1, 1))
+    >>> sorted(read_parameters(folder))
+    ['bias', 'weight']
+    """
+    import torch
+
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_parameters(folder, module):
+    """Writes ``module``'s state dict as the folder's :data:`MODEL_FILE`.
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        The model folder (created if needed).
+    module : torch.nn.Module
+        The model.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_parameters(folder, torch.nn.Linear(1, 1))
+    >>> (folder / MODEL_FILE).is_file()
+    True
+    """
+    import torch
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state_dict = {
+        name: tensor.detach().cpu().contiguous()
+        for name, tensor in module.state_dict().items()
+    }
+    torch.save(state_dict, folder / MODEL_FILE)
+
+
+def read_hyperparams(folder, hparams_file=HPARAMS_FILE):
+    """Loads the folder's hyperparameters (the module is built, untrained).
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        The model folder.
+    hparams_file : str
+        Name of its hyperparameter file.
+
+    Returns
+    -------
+    dict
+        The loaded hyperparameters; ``[MODULE_KEY]`` is the model.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from ruamel.yaml.comments import TaggedScalar
+    >>> node = TaggedScalar(value="", tag="!new:torch.nn.Identity")
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_hyperparams(folder, 8000, node, chunk_seconds=4.0)
+    >>> hparams = read_hyperparams(folder)
+    >>> hparams["chunk_seconds"], hparams[MODULE_KEY]
+    (4.0, Identity())
+    """
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = pathlib.Path(folder) / hparams_file
+    with open(path, encoding="utf-8") as stream:
+        return load_hyperpyyaml(stream)
+
+
+def write_hyperparams(
+    folder,
+    sample_rate,
+    module_node,
+    comment=None,
+    chunk_seconds=DEFAULT_CHUNK_SECONDS,
+    overlap_seconds=DEFAULT_OVERLAP_SECONDS,
+):
+    """Writes the folder's :data:`HPARAMS_FILE` (with ruamel.yaml).
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        The model folder (created if needed).
+    sample_rate : int
+        The model's sample rate.
+    module_node : object
+        The YAML value of :data:`MODULE_KEY`: a ``!new:`` node of
+        :func:`speechbrain_kd.hyperyaml.resolved_nodes` (copied without
+        its comments) or plain data.
+    comment : str, optional
+        A comment for the top of the file.
+    chunk_seconds : float
+        Chunk length for long inputs.
+    overlap_seconds : float
+        Minimum overlap of neighbouring chunks.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_kd.hyperyaml import resolved_nodes
+    >>> node = resolved_nodes("m: !new:torch.nn.Linear [4, 4]")["m"]
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_hyperparams(folder, 16000, node)
+    >>> print((folder / HPARAMS_FILE).read_text(), end="")
+    sample_rate: 16000
+    # Long inputs are enhanced in chunks of chunk_seconds overlapping by
+    # overlap_seconds.
+    chunk_seconds: 10.0
+    overlap_seconds: 1.0
+    enhance_model: !new:torch.nn.Linear [4, 4]
+    modules:
+        enhance_model: !ref <enhance_model>
+    pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+        loadables:
+            enhance_model: !ref <enhance_model>
+    """
+    from ruamel.yaml.comments import CommentedMap, TaggedScalar
+
+    from speechbrain_kd.hyperyaml import plain_node, yaml_text
+
+    def ref():
+        # One node per use: a shared node would be written as an anchor.
+        return TaggedScalar(value=f"<{MODULE_KEY}>", tag="!ref")
+
+    pretrainer = CommentedMap(loadables={MODULE_KEY: ref()})
+    pretrainer.yaml_set_ctag(_tag("!new:" + PRETRAINER_CLASS))
+    data = CommentedMap(
+        [
+            ("sample_rate", int(sample_rate)),
+            ("chunk_seconds", float(chunk_seconds)),
+            ("overlap_seconds", float(overlap_seconds)),
+            (MODULE_KEY, plain_node(module_node)),
+            ("modules", {MODULE_KEY: ref()}),
+            ("pretrainer", pretrainer),
+        ]
+    )
+    data.yaml_set_comment_before_after_key(
+        "chunk_seconds",
+        before="Long inputs are enhanced in chunks of chunk_seconds "
+        "overlapping by\noverlap_seconds.",
+    )
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / HPARAMS_FILE).write_text(
+        yaml_text(data, comment), encoding="utf-8"
+    )
+
+
+def _tag(text):
+    """A ruamel tag object."""
+    from ruamel.yaml.tag import Tag
+
+    return Tag(suffix=text)
+
+
+def write_config(folder, **extra):
+    """Writes the folder's :data:`CONFIG_FILE` naming the interface.
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        The model folder (created if needed).
+    **extra : dict
+        More (JSON-serialisable) entries.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = write_config(tempfile.mkdtemp(), sample_rate=16000)
+    >>> json.loads(path.read_text())["speechbrain_interface"]
+    'KDEnhancement'
+    """
+    path = pathlib.Path(folder) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({**INTERFACE_CONFIG, **extra}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    return path
