@@ -2,7 +2,7 @@
 
 Enhances 60 s of a synthetic signal with a randomly initialised
 MANNER-S-1.5GF (``hparams/models/manner_s_1.5gf.yaml``) loaded through
-:class:`speechbrain_kd.inference.KDEnhancement` from a temporary model
+:class:`speechbrain_kd.pretrained.KDEnhancement` from a temporary model
 folder, once in a single pass and once per chunk setting, and prints peak
 memory (``speechbrain_kd.profiling.peak_memory``: PyTorch CPU allocator,
 over the level before the call), wall time (median of ``--repeats``) and
@@ -29,20 +29,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from speechbrain_kd.inference import KDEnhancement  # noqa: E402
+from speechbrain_kd.hyperyaml import resolved_nodes  # noqa: E402
+from speechbrain_kd.pretrained import KDEnhancement  # noqa: E402
+from speechbrain_kd.pretrained.folder import (  # noqa: E402
+    write_hyperparams,
+    write_parameters,
+)
 from speechbrain_kd.profiling import peak_memory  # noqa: E402
 
-HPARAMS = """\
-sample_rate: 16000
-enhance_model: !new:speechbrain_kd.lobes.manner.MANNER
+MODEL = """\
+model: !new:speechbrain_kd.lobes.manner.MANNER
     channels: 12
     depth: 3
     attention_layers: [2]
-modules:
-    enhance_model: !ref <enhance_model>
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        enhance_model: !ref <enhance_model>
 """
 
 
@@ -82,11 +81,11 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     folder = pathlib.Path(tempfile.mkdtemp())
-    (folder / "hyperparams.yaml").write_text(HPARAMS)
+    node = resolved_nodes(MODEL)["model"]
+    write_hyperparams(folder, 16000, node)
     from speechbrain_kd.lobes.manner import MANNER
 
-    model = MANNER(channels=12, depth=3, attention_layers=[2])
-    torch.save(model.state_dict(), folder / "enhance_model.ckpt")
+    write_parameters(folder, MANNER(channels=12, depth=3, attention_layers=[2]))
     enhancer = KDEnhancement.from_hparams(
         source=str(folder),
         savedir=str(folder / "collected"),

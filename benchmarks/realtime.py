@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from speechbrain_kd.inference import StreamingEnhancer
+from speechbrain_kd.pretrained import StreamingEnhancer
 from speechbrain_kd.profiling import load_module_from_hparams
 
 MODELS = pathlib.Path(__file__).resolve().parents[1] / "hparams" / "models"

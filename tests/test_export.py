@@ -14,11 +14,12 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_kd.brains.teacher import resolve_checkpoint_file
 from speechbrain_kd.cli import main
 from speechbrain_kd.data.synthetic import make_mini_valentini
-from speechbrain_kd.export import EXPORTED_FILES, export_model
 from speechbrain_kd.lobes.manner import MANNER
+from speechbrain_kd.pretrained import KDEnhancement, export_model
+from speechbrain_kd.pretrained.checkpoints import find_checkpoint_file
+from speechbrain_kd.pretrained.folder import EXPORTED_FILES
 from speechbrain_kd.profiling import load_module_from_hparams
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -85,8 +86,6 @@ def export_args(run, checkpoint, out, *extra):
 def test_exported_model_loads_offline_and_matches_training_model(
     run, exported, tmp_path, monkeypatch
 ):
-    from speechbrain_kd.inference import KDEnhancement
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     enhancer = KDEnhancement.from_hparams(
         source=str(exported),
@@ -96,7 +95,7 @@ def test_exported_model_loads_offline_and_matches_training_model(
     trained = load_module_from_hparams(
         run / "hyperparams.yaml", key="model", overrides="data_folder: x"
     )
-    best = resolve_checkpoint_file(run)
+    best = find_checkpoint_file(run)
     state_dict = torch.load(best, map_location="cpu", weights_only=True)
     trained.load_state_dict(state_dict, strict=True)
     trained.eval()
@@ -115,7 +114,7 @@ def test_exported_folder_has_the_hub_files(run, exported):
         assert (exported / name).is_file(), f"{name} missing"
     config = json.loads((exported / "config.json").read_text())
     assert config["speechbrain_interface"] == "KDEnhancement"
-    assert config["interface_module"] == "speechbrain_kd.inference"
+    assert config["interface_module"] == "speechbrain_kd.pretrained"
     assert config["model_class"] == "speechbrain_kd.lobes.manner.MANNER"
     assert config["model_kwargs"]["channels"] == 6
     info = soundfile.info(str(exported / "example.wav"))
@@ -150,7 +149,7 @@ def test_model_card_reports_size_cost_and_test_metrics(run, exported):
 
 
 def test_export_from_ckpt_folder_and_file(run, exported, tmp_path):
-    best = resolve_checkpoint_file(run)
+    best = find_checkpoint_file(run)
     reference = torch.load(exported / "enhance_model.ckpt", weights_only=True)
     for source in (best.parent, best):
         out = export_model(
@@ -241,8 +240,6 @@ def test_official_manner_checkpoint_exports_and_enhances_as_official(
 ):
     """An official training checkpoint -> export -> KDEnhancement gives the
     official model's own output (golden, eval mode, batch 2)."""
-    from speechbrain_kd.inference import KDEnhancement
-
     fixture = torch.load(golden / "manner_all_ma_n12_d3.pt")
     official = tmp_path / "best_model.pth"
     torch.save(

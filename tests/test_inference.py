@@ -1,4 +1,4 @@
-"""Tests of ``speechbrain_kd.inference`` and ``speechbrain-kd enhance``.
+"""Tests of pretrained inference (``KDEnhancement``) and ``enhance``.
 
 Every test loads a tiny MANNER (channels=6, depth=2, attention_layers=[1])
 from a hub-style folder built here, offline (``HF_HUB_OFFLINE=1``).
@@ -30,14 +30,10 @@ import soundfile
 import torch
 
 from speechbrain_kd.cli import main
-from speechbrain_kd.inference import (
-    INTERFACE_CONFIG,
-    KDEnhancement,
-    ModelLoadError,
-    chunk_starts,
-    crossfade_weights,
-)
 from speechbrain_kd.lobes.manner import MANNER
+from speechbrain_kd.pretrained import KDEnhancement, ModelLoadError
+from speechbrain_kd.pretrained.chunking import chunk_starts, crossfade_weights
+from speechbrain_kd.pretrained.folder import INTERFACE_CONFIG
 from speechbrain_kd.profiling import peak_memory
 
 RATE = 16000
@@ -436,7 +432,7 @@ def test_enhance_streaming_cli_equals_offline(tmp_path, compiled):
 
 
 def test_streaming_needs_a_step_api(hub):
-    from speechbrain_kd.inference import StreamingEnhancer
+    from speechbrain_kd.pretrained import StreamingEnhancer
 
     _, _, enhancer = hub
     with pytest.raises(ValueError, match="step API"):

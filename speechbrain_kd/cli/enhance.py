@@ -1,7 +1,7 @@
 """``speechbrain-kd enhance``: enhance audio files with a pretrained model.
 
 Loads a pretrained model folder (local, or a HuggingFace id) with
-:class:`speechbrain_kd.inference.KDEnhancement` and enhances every input
+:class:`speechbrain_kd.pretrained.KDEnhancement` and enhances every input
 file (``.wav``/``.flac``; folders are searched recursively) into
 ``--output-dir``, keeping the inputs' relative folder structure. Outputs
 are 16-bit wav files at the model's rate (``--keep-rate``: at each
@@ -23,7 +23,8 @@ SystemExit: 0
 import pathlib
 import sys
 
-AUDIO_SUFFIXES = (".wav", ".flac")
+from speechbrain_kd.audio import AUDIO_SUFFIXES
+
 SHOWN_FAILURES = 20
 
 
@@ -49,7 +50,7 @@ def add_parser(subparsers):
         "enhance",
         help="enhance audio files with a pretrained model",
         description="Enhance audio files with a pretrained model folder "
-        "(local or HuggingFace id; see `speechbrain_kd.inference`). "
+        "(local or HuggingFace id; see `speechbrain_kd.pretrained`). "
         "INPUT is a file or a folder (searched recursively for .wav/.flac). "
         "Multi-channel inputs are down-mixed to mono; inputs are resampled "
         "to the model's rate; long inputs are enhanced in overlapping "
@@ -185,7 +186,7 @@ def run(args):
     """
     from tqdm.auto import tqdm
 
-    from speechbrain_kd.inference import KDEnhancement
+    from speechbrain_kd.pretrained import KDEnhancement
 
     files = collect_inputs(args.inputs)
     if not files:

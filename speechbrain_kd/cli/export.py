@@ -2,7 +2,7 @@
 
 Writes ``enhance_model.ckpt``, ``hyperparams.yaml``, ``config.json``,
 ``example.wav`` (with its input ``example_noisy.wav``) and a ``README.md``
-model card; see :func:`speechbrain_kd.export.export_model`.
+model card; see :func:`speechbrain_kd.pretrained.export.export_model`.
 
 Example
 -------
@@ -99,7 +99,7 @@ def run(args):
     int
         Exit status 0.
     """
-    from speechbrain_kd.export import export_model
+    from speechbrain_kd.pretrained import export_model
 
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
