@@ -94,19 +94,18 @@ class KDEnhancement(Pretrained):
     Example
     -------
     >>> import tempfile
+    >>> from speechbrain_kd.hyperyaml import resolved_nodes
     >>> from speechbrain_kd.lobes.manner import MANNER
+    >>> from speechbrain_kd.pretrained.folder import (
+    ...     write_hyperparams, write_parameters)
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> model = MANNER(channels=6, depth=2, attention_layers=[1])
-    >>> torch.save(model.state_dict(), folder / "enhance_model.ckpt")
-    >>> _ = (folder / "hyperparams.yaml").write_text(
-    ...     "sample_rate: 16000\\n"
-    ...     "enhance_model: !new:speechbrain_kd.lobes.manner.MANNER\\n"
+    >>> write_parameters(folder, model)
+    >>> node = resolved_nodes(
+    ...     "m: !new:speechbrain_kd.lobes.manner.MANNER\\n"
     ...     "    channels: 6\\n    depth: 2\\n    attention_layers: [1]\\n"
-    ...     "modules:\\n    enhance_model: !ref <enhance_model>\\n"
-    ...     "pretrainer: !new:speechbrain.utils.parameter_transfer."
-    ...     "Pretrainer\\n"
-    ...     "    loadables:\\n        enhance_model: !ref <enhance_model>\\n"
-    ... )
+    ... )["m"]
+    >>> write_hyperparams(folder, 16000, node)
     >>> enhancer = KDEnhancement.from_hparams(
     ...     source=str(folder), savedir=str(folder / "collected"),
     ...     run_opts={"device": "cpu"})
@@ -143,10 +142,9 @@ class KDEnhancement(Pretrained):
         ---------
         source : str or pathlib.Path
             A local model folder (:mod:`speechbrain_kd.pretrained.folder`)
-            or a HuggingFace id
-            (``org/name``). Something that looks like a local path
-            (absolute, ``./``, more than one ``/``, existing) is never
-            looked up on the hub.
+            or a HuggingFace id (``org/name``). Something that looks like
+            a local path (absolute, ``./``, more than one ``/``, existing)
+            is never looked up on the hub.
         hparams_file : str
             Name of the hyperparameter file in ``source``.
         **kwargs : dict
