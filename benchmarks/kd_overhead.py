@@ -28,10 +28,10 @@ import time
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_kd.brains import EnhanceBrain, KDBrain
+from speechbrain_kd.recipe import load_hparams_file
 
 
 def parse_args():
@@ -69,8 +69,7 @@ def make_batch(batch_size, samples, seed=0):
 
 def load_hparams(path, overrides):
     """A fresh instantiation of the recipe's hyperparameters."""
-    with open(path, encoding="utf-8") as fin:
-        return load_hyperpyyaml(fin, "data_folder: unused\n" + overrides)
+    return load_hparams_file(path, "data_folder: unused\n" + overrides)
 
 
 def build_brain(brain_class, hparams, **kwargs):

@@ -20,10 +20,10 @@ import pathlib
 import soundfile as sf
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_kd.brains import KDBrain
+from speechbrain_kd.recipe import load_hparams_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_PAIRS = REPO.parent / "shared" / "data" / "vbd_16k_25"
@@ -85,8 +85,7 @@ def term_values(path, overrides, batches, teacher_source):
     text = f"data_folder: unused\nteacher_source: {teacher_source or 'null'}"
     if overrides:
         text += "\n" + overrides
-    with open(path, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, text)
+    hparams = load_hparams_file(path, text)
     brain_hparams = {k: v for k, v in hparams.items() if k != "lr_scheduler"}
     teacher = hparams["teacher"] if teacher_source is None else None
     brain = KDBrain(

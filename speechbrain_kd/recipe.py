@@ -2,9 +2,9 @@
 
 A recipe script parses its arguments with :func:`load_recipe`, creates
 its experiment folder (SpeechBrain copies the *calling* script there, so
-that stays in the script), builds its datasets and hands over to
-:func:`fit_and_test`. Brains know no dataset; this module knows neither
-datasets nor methods.
+that stays in the script), prepares its data, builds its Brain with every
+yaml key it uses written out, and hands over to :func:`fit_and_test`.
+Brains know no dataset; this module knows neither datasets nor methods.
 
 Example
 -------
@@ -13,14 +13,121 @@ Example
 True
 """
 
+import io
+import pathlib
 import sys
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml import YAML
+
+#: Top-level key of a yaml that holds only what it changes in another.
+EXTENDS = "extends"
+
+
+def recipe_source(hparams_file, overrides=""):
+    r"""The yaml file and overrides that a recipe yaml stands for.
+
+    A yaml whose top-level ``extends`` names another yaml (relative to its
+    own folder) holds only what it changes (an ablation): it stands for
+    that yaml with its other keys as overrides, then ``overrides`` (the
+    command line's) on top. Every key it sets must exist in the base.
+    Other yamls stand for themselves.
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+        The recipe yaml.
+    overrides : str or dict
+        Command-line overrides (yaml text, as ``sb.parse_arguments``
+        returns them).
+
+    Returns
+    -------
+    tuple
+        ``(yaml_file, overrides)`` to load (and to save with the run).
+
+    Raises
+    ------
+    ValueError
+        If the base does not exist or lacks a key the yaml sets (naming
+        the file, the key and the base).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "base.yaml").write_text("a: 1\nb: 2\n")
+    >>> _ = (folder / "abl.yaml").write_text("extends: base.yaml\nb: 3\n")
+    >>> path, text = recipe_source(folder / "abl.yaml", "a: 5")
+    >>> path.name, load_hyperpyyaml(open(path), text)
+    ('base.yaml', {'a': 5, 'b': 3})
+    """
+    yaml = YAML()
+    hparams_file = pathlib.Path(hparams_file)
+    with open(hparams_file, encoding="utf-8") as fin:
+        document = yaml.load(fin)
+    if not isinstance(document, dict) or EXTENDS not in document:
+        return hparams_file, overrides
+    changes = dict(document)
+    base = (hparams_file.parent / str(changes.pop(EXTENDS))).resolve()
+    if not base.is_file():
+        raise ValueError(
+            f"{hparams_file}: {EXTENDS}: {document[EXTENDS]} does not exist "
+            f"(looked for {base})"
+        )
+    base, base_overrides = recipe_source(base)
+    with open(base, encoding="utf-8") as fin:
+        base_keys = set(yaml.load(fin) or {})
+    unknown = [key for key in changes if key not in base_keys]
+    if unknown:
+        raise ValueError(
+            f"{hparams_file} sets {unknown}, which {base} does not have "
+            "(a yaml with 'extends' may only change keys of its base)"
+        )
+    merged = yaml.load(base_overrides) if base_overrides else {}
+    merged = dict(merged or {})
+    merged.update(changes)
+    if isinstance(overrides, str):
+        overrides = yaml.load(overrides) if overrides.strip() else {}
+    merged.update(overrides or {})
+    stream = io.StringIO()
+    yaml.dump(merged, stream)
+    return base, stream.getvalue()
+
+
+def load_hparams_file(hparams_file, overrides=None):
+    """Loads a recipe yaml (an ``extends`` one as its base with changes).
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+        The yaml.
+    overrides : str or dict, optional
+        Overrides on top.
+
+    Returns
+    -------
+    dict
+        The loaded hyperparameters.
+
+    Example
+    -------
+    >>> hparams = load_hparams_file(
+    ...     "hparams/mvat_l2.yaml", {"data_folder": "unused"})
+    >>> hparams["experiment_name"], hparams["at_distance"]
+    ('mvat_l2', 'l2')
+    """
+    path, text = recipe_source(hparams_file, overrides or "")
+    with open(path, encoding="utf-8") as fin:
+        return load_hyperpyyaml(fin, text)
 
 
 def load_recipe(argv):
     """Parses the command line and loads the hyperparameters.
+
+    A yaml with ``extends`` (an ablation) is loaded as its base with its
+    changes (:func:`recipe_source`).
 
     Arguments
     ---------
@@ -30,93 +137,102 @@ def load_recipe(argv):
     Returns
     -------
     tuple
-        ``(hparams_file, hparams, run_opts, overrides)``.
+        ``(hparams_file, hparams, run_opts, overrides)``: the yaml file and
+        overrides to save with the run (the base and every change, for an
+        ablation).
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
+    hparams_file, overrides = recipe_source(hparams_file, overrides)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
-    return hparams_file, hparams, run_opts, overrides
+    return str(hparams_file), hparams, run_opts, overrides
 
 
-def datasets_from_hparams(hparams):
-    """The train, valid and test datasets of a recipe's manifests.
+def yaml_run_options(hparams):
+    """The SpeechBrain run options a recipe yaml sets.
+
+    SpeechBrain's Brain reads run options (``ckpt_interval_minutes``,
+    ``max_grad_norm``, ...) from the hparams it is given; a script that
+    hands the Brain an explicit dict passes these along with it.
 
     Arguments
     ---------
     hparams : dict
-        ``train_json``, ``valid_json``, ``test_json``, ``sample_rate``,
-        ``segment_seconds`` and ``segment_hop_seconds``.
+        The loaded yaml.
 
     Returns
     -------
     dict
-        See :func:`speechbrain_kd.data.pipelines.dataio_prep`.
+        The run-option keys present, with their values.
+
+    Example
+    -------
+    >>> yaml_run_options({"max_grad_norm": 5.0, "lr": 0.1})
+    {'max_grad_norm': 5.0}
     """
-    from speechbrain_kd.data.pipelines import dataio_prep
+    from speechbrain.utils.run_opts import RunOptions
 
-    return dataio_prep(
-        train_json=hparams["train_json"],
-        valid_json=hparams["valid_json"],
-        test_json=hparams["test_json"],
-        sample_rate=hparams["sample_rate"],
-        segment_seconds=hparams["segment_seconds"],
-        segment_hop_seconds=hparams["segment_hop_seconds"],
-    )
+    names = RunOptions().as_dict()
+    return {key: value for key, value in hparams.items() if key in names}
 
 
-def fit_and_test(brain_class, hparams, run_opts, datasets, **brain_kwargs):
-    """Trains ``brain_class`` on ``datasets`` and runs the test stage.
+def fit_and_test(
+    brain,
+    datasets,
+    epoch_counter,
+    train_loader_kwargs,
+    valid_loader_kwargs,
+    test_loader_kwargs,
+    max_key,
+    selection_split="valid",
+):
+    """Trains ``brain`` on ``datasets`` and runs the test stage.
 
-    Model selection uses the ``valid`` set, or the ``test`` set when
-    ``hparams["selection_split"]`` is ``test`` (MetricGAN-OKD's original
-    protocol; it reports selection-biased test scores, so it is only
-    offered for comparisons with that paper).
+    Model selection uses the ``valid`` set, or the ``test`` set with
+    ``selection_split="test"`` (MetricGAN-OKD's original protocol; it
+    reports selection-biased test scores, so it is only offered for
+    comparisons with that paper).
 
     Arguments
     ---------
-    brain_class : type
-        ``EnhanceBrain``, ``KDBrain``, ``OKDMetricGANBrain``, ...
-    hparams : dict
-        Loaded hyperparameters (``modules``, ``checkpointer``,
-        ``epoch_counter``, loader options, ``ckpt_max_key``; ``opt_class``
-        for single-optimizer Brains).
-    run_opts : dict
-        SpeechBrain run options.
+    brain : speechbrain.Brain
+        The Brain, built by the recipe script.
     datasets : dict
         ``train``, ``valid`` and ``test`` datasets.
-    **brain_kwargs : dict
-        Extra keyword arguments of the Brain.
+    epoch_counter : speechbrain.utils.epoch_loop.EpochCounter
+        The (checkpointed) epoch counter.
+    train_loader_kwargs : dict
+        Training DataLoader options.
+    valid_loader_kwargs : dict
+        Selection-set DataLoader options.
+    test_loader_kwargs : dict
+        Test DataLoader options.
+    max_key : str
+        Checkpoint meta key of the model tested.
+    selection_split : str
+        ``valid`` or ``test``.
 
     Returns
     -------
     speechbrain.Brain
         The trained Brain.
     """
-    split = hparams.get("selection_split", "valid")
-    if split not in ("valid", "test"):
+    if selection_split not in ("valid", "test"):
         raise ValueError(
-            f"selection_split must be valid or test, got {split!r}"
+            f"selection_split must be valid or test, got {selection_split!r}"
         )
-    brain = brain_class(
-        modules=hparams["modules"],
-        opt_class=hparams.get("opt_class"),
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-        **brain_kwargs,
-    )
     brain.fit(
-        brain.hparams.epoch_counter,
+        epoch_counter,
         datasets["train"],
-        datasets[split],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+        datasets[selection_split],
+        train_loader_kwargs=train_loader_kwargs,
+        valid_loader_kwargs=valid_loader_kwargs,
     )
     brain.evaluate(
         datasets["test"],
-        max_key=hparams["ckpt_max_key"],
-        test_loader_kwargs=hparams["test_dataloader_opts"],
+        max_key=max_key,
+        test_loader_kwargs=test_loader_kwargs,
     )
     return brain
 

@@ -4,7 +4,8 @@ project.
 Real-audio checks read ``../shared/data`` (override with the environment
 variable ``SBKD_SHARED_DATA``); golden outputs of the official MANNER code
 are read from ``../shared/reference/golden`` (override with
-``SBKD_GOLDEN``). When a folder is missing its checks are skipped on a
+``SBKD_GOLDEN``); SpeechBrain's consistency checks from
+``../shared/upstream`` (``SBKD_UPSTREAM``). When a folder is missing its checks are skipped on a
 developer machine but **fail** under CI (``CI=true``), so a missing folder
 can never turn a real check into a silent pass.
 """
@@ -17,6 +18,7 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_GOLDEN = REPO_ROOT.parent / "shared" / "reference" / "golden"
+DEFAULT_UPSTREAM = REPO_ROOT.parent / "shared" / "upstream"
 
 
 def _folder_or_skip(variable, default, what):
@@ -46,6 +48,15 @@ def golden():
     """Path to the official MANNER golden outputs
     (``../shared/reference/golden``)."""
     return _folder_or_skip("SBKD_GOLDEN", DEFAULT_GOLDEN, "golden-output")
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    """Path to SpeechBrain's own consistency checks
+    (``../shared/upstream``)."""
+    return _folder_or_skip(
+        "SBKD_UPSTREAM", DEFAULT_UPSTREAM, "SpeechBrain-checks"
+    )
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.epoch_loop import EpochCounter
 
@@ -26,6 +25,7 @@ from speechbrain_kd.lobes.manner import MANNER
 from speechbrain_kd.lobes.rt_senet import RTSENet
 from speechbrain_kd.losses import WeightedCleanNoiseLoss
 from speechbrain_kd.metrics import EnhancementMetricStats
+from speechbrain_kd.recipe import load_hparams_file
 
 SR = 16000
 RUN_OPTS = {"device": "cpu", "noprogressbar": True}
@@ -181,10 +181,9 @@ def test_every_initialisation_starts_with_the_speech_sign(speech, make):
 
 def test_kd_and_no_kd_recipes_start_from_the_same_student():
     def student(name, **overrides):
-        with open(REPO / "hparams" / name, encoding="utf-8") as fin:
-            hparams = load_hyperpyyaml(
-                fin, {"data_folder": "unused", **overrides}
-            )
+        hparams = load_hparams_file(
+            REPO / "hparams" / name, {"data_folder": "unused", **overrides}
+        )
         return hparams["model"].state_dict()
 
     baseline = student("manner_baseline.yaml")

@@ -1,25 +1,25 @@
 """The MV-AT recipe and its Table-3 ablations: what each one distils.
 
-Each ablation yaml must differ from ``hparams/mvat.yaml`` in its ablated
-factor only (besides its header comment and ``experiment_name``), so that
-a Table-3 comparison changes one thing at a time. The yamls are compared
-key by key (tags included), not as text.
+Each ablation yaml holds only what it changes in ``hparams/mvat.yaml``
+(``extends: mvat.yaml``), so a Table-3 comparison changes one thing at a
+time; these tests check which keys each one changes and what the loaded
+recipe then computes.
 """
 
 import pathlib
 
 import pytest
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 
 from speechbrain_kd.brains import KDBrain
 from speechbrain_kd.distill import OutputDistillTerm
+from speechbrain_kd.recipe import load_hparams_file, recipe_source
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 HPARAMS = REPO / "hparams"
 
-# yaml -> the keys in which it may (and must) differ from mvat.yaml
+# yaml -> the keys it changes in mvat.yaml (besides experiment_name)
 ABLATIONS = {
     "mvat_no_kd.yaml": {"kd_weight"},
     "mvat_l2.yaml": {"kd_weight", "at_distance"},
@@ -30,62 +30,47 @@ ABLATIONS = {
         "at_pairs",
         "at_student_layers",
         "at_teacher_layers",
-        "distill_terms.0.name",
+        "at_name",
     },
 }
 
 
-def flatten(node, prefix=""):
-    """``{dotted.path: value}`` of a ruamel document, tags included."""
-    tag = getattr(getattr(node, "tag", None), "value", None)
-    items = {}
-    if tag and prefix:
-        items[prefix + ".<tag>"] = tag
-    if isinstance(node, dict):
-        for key, value in node.items():
-            items.update(flatten(value, f"{prefix}{key}."))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            items.update(flatten(value, f"{prefix}{index}."))
-    else:
-        items[prefix] = getattr(node, "value", node)
-    return {
-        key.rstrip(".").replace(".<tag>", ""): v for key, v in items.items()
-    }
-
-
-def top_keys(paths):
-    """The top-level key of each differing path (the sub-path for list
-    items, which is what an ablation names)."""
-    keys = set()
-    for path in paths:
-        first = path.split(".")[0]
-        keys.add(path if first == "distill_terms" else first)
-    return keys
-
-
-def load_flat(name):
-    with open(HPARAMS / name, encoding="utf-8") as fin:
-        return flatten(YAML().load(fin))
-
-
 @pytest.mark.parametrize("name", sorted(ABLATIONS))
-def test_ablation_differs_from_mvat_in_its_factor_only(name):
-    base, ablation = load_flat("mvat.yaml"), load_flat(name)
-    differing = {
-        path
-        for path in set(base) | set(ablation)
-        if base.get(path) != ablation.get(path)
-    }
-    assert top_keys(differing) == ABLATIONS[name] | {"experiment_name"}
+def test_ablation_holds_only_what_it_changes(name):
+    with open(HPARAMS / name, encoding="utf-8") as fin:
+        document = YAML().load(fin)
+    assert document.pop("extends") == "mvat.yaml"
+    assert set(document) == ABLATIONS[name] | {"experiment_name"}
+    with open(HPARAMS / "mvat.yaml", encoding="utf-8") as fin:
+        assert set(document) <= set(YAML().load(fin))
+
+
+def test_an_ablation_key_missing_from_its_base_is_a_clear_error(tmp_path):
+    (tmp_path / "base.yaml").write_text("a: 1\n")
+    (tmp_path / "typo.yaml").write_text("extends: base.yaml\nkd_wieght: 0\n")
+    with pytest.raises(ValueError, match=r"typo.yaml sets \['kd_wieght'\]"):
+        recipe_source(tmp_path / "typo.yaml")
+    (tmp_path / "lost.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ValueError, match="nowhere.yaml does not exist"):
+        recipe_source(tmp_path / "lost.yaml")
+
+
+def test_command_line_overrides_go_on_top_of_the_ablation():
+    hparams = load_hparams_file(
+        HPARAMS / "mvat_l2.yaml",
+        "data_folder: unused\nteacher_channels: 6\nkd_weight: 0.5",
+    )
+    assert hparams["at_distance"] == "l2"  # the ablation's
+    assert hparams["kd_weight"] == 0.5  # the command line's
+    assert hparams["output_folder"] == "results/mvat_l2/100"
 
 
 def active_terms(name, **overrides):
     """``{term name: term}`` of the Brain built from a yaml."""
-    with open(HPARAMS / name, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(
-            fin, {"data_folder": "unused", "teacher_channels": 6, **overrides}
-        )
+    hparams = load_hparams_file(
+        HPARAMS / name,
+        {"data_folder": "unused", "teacher_channels": 6, **overrides},
+    )
     brain = KDBrain(
         modules={"model": hparams["model"]},
         hparams=hparams,
@@ -123,10 +108,10 @@ def test_zero_weight_switches_a_term_off_from_the_command_line():
 
 
 def test_single_view_taps_exist_in_student_and_teacher():
-    with open(HPARAMS / "single_view_at.yaml", encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(
-            fin, {"data_folder": "unused", "teacher_channels": 6}
-        )
+    hparams = load_hparams_file(
+        HPARAMS / "single_view_at.yaml",
+        {"data_folder": "unused", "teacher_channels": 6},
+    )
     brain = KDBrain(
         modules={"model": hparams["model"]},
         hparams=hparams,

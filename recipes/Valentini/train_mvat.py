@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Knowledge distillation on VoiceBank-DEMAND: MV-AT and its ablations.
+"""Knowledge distillation on VoiceBank-DEMAND: MV-AT, its ablations, CNNC.
 
-Distils a trained MANNER teacher into a small MANNER student with the
-terms declared in the yaml (``hparams/mvat.yaml``: MV-AT with dual depth
-plus output KD; ``mvat_no_kd``, ``mvat_l2``, ``mvat_no_dual_depth``,
-``single_view_at`` and ``kd_only`` for the paper's Table 3)::
+Distils a trained teacher into a small student with the terms declared in
+the yaml (``hparams/mvat.yaml``: MV-AT with dual depth plus output KD;
+``mvat_no_kd``, ``mvat_l2``, ``mvat_no_dual_depth``, ``single_view_at``
+and ``kd_only`` for the paper's Table 3; ``cnnc*.yaml`` for CNNC-Distill
+into RT-SENet)::
 
     python recipes/Valentini/train_teacher.py hparams/manner_teacher.yaml \
         --data_folder /path/to/VoiceBank-DEMAND
@@ -13,16 +14,67 @@ plus output KD; ``mvat_no_kd``, ``mvat_l2``, ``mvat_no_dual_depth``,
         --teacher_source results/manner_teacher/100
 
 ``teacher_source`` is a training output folder (its best checkpoint by
-validation PESQ is used), a checkpoint folder or a HuggingFace id.
+validation PESQ is used), a checkpoint folder, an official MANNER
+checkpoint or a HuggingFace id.
 """
 
 import sys
 
 import speechbrain as sb
-from valentini_recipe import exit_with_message, load_recipe, run
+from valentini_recipe import (
+    exit_with_message,
+    fit_and_test,
+    load_recipe,
+    valentini_datasets,
+)
 
 from speechbrain_kd.brains import KDBrain
 from speechbrain_kd.brains.teacher import HOW_TO_GET_A_TEACHER
+from speechbrain_kd.recipe import yaml_run_options
+
+
+def make_brain(hparams, run_opts):
+    """The distillation Brain, with every yaml key it uses.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded yaml.
+    run_opts : dict
+        SpeechBrain run options.
+
+    Returns
+    -------
+    KDBrain
+        The Brain (its teacher loaded from ``teacher_source``).
+    """
+    return KDBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams={
+            "loss": hparams["loss"],
+            "sample_rate": hparams["sample_rate"],
+            "epoch_counter": hparams["epoch_counter"],
+            "lr_scheduler": hparams["lr_scheduler"],
+            "valid_metrics": hparams["valid_metrics"],
+            "test_metrics": hparams["test_metrics"],
+            "metric_jobs": hparams["metric_jobs"],
+            "ckpt_max_key": hparams["ckpt_max_key"],
+            "bn_recalibration_batches": hparams["bn_recalibration_batches"],
+            "train_logger": hparams["train_logger"],
+            "output_folder": hparams["output_folder"],
+            "save_enhanced": hparams["save_enhanced"],
+            "teacher": hparams["teacher"],
+            "teacher_source": hparams["teacher_source"],
+            "distill_terms": hparams["distill_terms"],
+            "supervised_weight": hparams["supervised_weight"],
+            "student_input": hparams.get("student_input", "noisy_sig"),
+            "teacher_input": hparams.get("teacher_input"),
+            **yaml_run_options(hparams),
+        },
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
 
 
 def main(argv):
@@ -34,7 +86,7 @@ def main(argv):
         Command-line arguments (``hparams.yaml`` first).
     """
     hparams_file, hparams, run_opts, overrides = load_recipe(argv)
-    if not hparams.get("teacher_source"):
+    if not hparams["teacher_source"]:
         exit_with_message(
             f"{hparams_file} needs a teacher: pass --teacher_source. "
             + HOW_TO_GET_A_TEACHER
@@ -45,8 +97,32 @@ def main(argv):
         overrides=overrides,
     )
     try:
-        run(KDBrain, hparams, run_opts)
-    except (ValueError, FileNotFoundError) as error:
+        datasets = valentini_datasets(
+            data_folder=hparams["data_folder"],
+            prepare_folder=hparams["prepare_folder"],
+            valid_speakers=hparams["valid_speakers"],
+            sample_rate=hparams["sample_rate"],
+            skip_prep=hparams["skip_prep"],
+            manifests=(
+                hparams["train_json"],
+                hparams["valid_json"],
+                hparams["test_json"],
+            ),
+            segment_seconds=hparams["segment_seconds"],
+            segment_hop_seconds=hparams["segment_hop_seconds"],
+        )
+        brain = make_brain(hparams, run_opts)
+        fit_and_test(
+            brain,
+            datasets,
+            epoch_counter=hparams["epoch_counter"],
+            train_loader_kwargs=hparams["train_dataloader_opts"],
+            valid_loader_kwargs=hparams["valid_dataloader_opts"],
+            test_loader_kwargs=hparams["test_dataloader_opts"],
+            max_key=hparams["ckpt_max_key"],
+            selection_split=hparams.get("selection_split", "valid"),
+        )
+    except (ValueError, FileNotFoundError, TypeError) as error:
         exit_with_message(error)
 
 

@@ -16,9 +16,64 @@ baseline. See ``recipes/Valentini/README_OKD.md``.
 import sys
 
 import speechbrain as sb
-from valentini_recipe import exit_with_message, load_recipe, run
+from valentini_recipe import (
+    exit_with_message,
+    fit_and_test,
+    load_recipe,
+    valentini_datasets,
+)
 
 from speechbrain_kd.brains import OKDMetricGANBrain
+from speechbrain_kd.recipe import yaml_run_options
+
+
+def make_brain(hparams, run_opts):
+    """The MetricGAN-OKD Brain, with every yaml key it uses.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded yaml.
+    run_opts : dict
+        SpeechBrain run options.
+
+    Returns
+    -------
+    OKDMetricGANBrain
+        The Brain.
+    """
+    return OKDMetricGANBrain(
+        modules=hparams["modules"],
+        hparams={
+            "target_metrics": hparams["target_metrics"],
+            "okd_loss": hparams["okd_loss"],
+            "g_opt_class": hparams["g_opt_class"],
+            "d_opt_class": hparams["d_opt_class"],
+            "utterances_per_epoch": hparams["utterances_per_epoch"],
+            "historical_fraction": hparams["historical_fraction"],
+            "historical_folder": hparams["historical_folder"],
+            "generator_start_epoch": hparams["generator_start_epoch"],
+            "critic_eval_in_generator_phase": hparams.get(
+                "critic_eval_in_generator_phase", False
+            ),
+            "seed": hparams["seed"],
+            "sample_rate": hparams["sample_rate"],
+            "epoch_counter": hparams["epoch_counter"],
+            "valid_metrics": hparams["valid_metrics"],
+            "test_metrics": hparams["test_metrics"],
+            "metric_jobs": hparams["metric_jobs"],
+            "metric_timeout": hparams["metric_timeout"],
+            "selection_metric": hparams["selection_metric"],
+            "selection_start_epoch": hparams["selection_start_epoch"],
+            "ckpt_max_key": hparams["ckpt_max_key"],
+            "train_logger": hparams["train_logger"],
+            "output_folder": hparams["output_folder"],
+            "save_enhanced": hparams["save_enhanced"],
+            **yaml_run_options(hparams),
+        },
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
 
 
 def main(argv):
@@ -36,7 +91,31 @@ def main(argv):
         overrides=overrides,
     )
     try:
-        run(OKDMetricGANBrain, hparams, run_opts)
+        datasets = valentini_datasets(
+            data_folder=hparams["data_folder"],
+            prepare_folder=hparams["prepare_folder"],
+            valid_speakers=hparams["valid_speakers"],
+            sample_rate=hparams["sample_rate"],
+            skip_prep=hparams["skip_prep"],
+            manifests=(
+                hparams["train_json"],
+                hparams["valid_json"],
+                hparams["test_json"],
+            ),
+            segment_seconds=hparams["segment_seconds"],
+            segment_hop_seconds=hparams["segment_hop_seconds"],
+        )
+        brain = make_brain(hparams, run_opts)
+        fit_and_test(
+            brain,
+            datasets,
+            epoch_counter=hparams["epoch_counter"],
+            train_loader_kwargs=hparams["train_dataloader_opts"],
+            valid_loader_kwargs=hparams["valid_dataloader_opts"],
+            test_loader_kwargs=hparams["test_dataloader_opts"],
+            max_key=hparams["ckpt_max_key"],
+            selection_split=hparams.get("selection_split", "valid"),
+        )
     except (ValueError, FileNotFoundError, TypeError) as error:
         exit_with_message(error)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Supervised training of an enhancement model on VoiceBank-DEMAND.
 
-Trains the MANNER-B teacher (``hparams/manner_teacher.yaml``) or a student
-preset without distillation (``hparams/manner_baseline.yaml``)::
+Trains the MANNER-B teacher (``hparams/manner_teacher.yaml``), a student
+preset without distillation (``hparams/manner_baseline.yaml``) or the
+RT-SENet teacher (``hparams/rt_senet_teacher.yaml``)::
 
     python recipes/Valentini/train_teacher.py hparams/manner_teacher.yaml \
         --data_folder /path/to/VoiceBank-DEMAND
@@ -16,9 +17,53 @@ resumes from its last checkpoint when started again with the same command.
 import sys
 
 import speechbrain as sb
-from valentini_recipe import exit_with_message, load_recipe, run
+from valentini_recipe import (
+    exit_with_message,
+    fit_and_test,
+    load_recipe,
+    valentini_datasets,
+)
 
 from speechbrain_kd.brains import EnhanceBrain
+from speechbrain_kd.recipe import yaml_run_options
+
+
+def make_brain(hparams, run_opts):
+    """The supervised Brain, with every yaml key it uses.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded yaml.
+    run_opts : dict
+        SpeechBrain run options.
+
+    Returns
+    -------
+    EnhanceBrain
+        The Brain.
+    """
+    return EnhanceBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams={
+            "loss": hparams["loss"],
+            "sample_rate": hparams["sample_rate"],
+            "epoch_counter": hparams["epoch_counter"],
+            "lr_scheduler": hparams["lr_scheduler"],
+            "valid_metrics": hparams["valid_metrics"],
+            "test_metrics": hparams["test_metrics"],
+            "metric_jobs": hparams["metric_jobs"],
+            "ckpt_max_key": hparams["ckpt_max_key"],
+            "bn_recalibration_batches": hparams["bn_recalibration_batches"],
+            "train_logger": hparams["train_logger"],
+            "output_folder": hparams["output_folder"],
+            "save_enhanced": hparams["save_enhanced"],
+            **yaml_run_options(hparams),
+        },
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
 
 
 def main(argv):
@@ -36,8 +81,32 @@ def main(argv):
         overrides=overrides,
     )
     try:
-        run(EnhanceBrain, hparams, run_opts)
-    except (ValueError, FileNotFoundError) as error:
+        datasets = valentini_datasets(
+            data_folder=hparams["data_folder"],
+            prepare_folder=hparams["prepare_folder"],
+            valid_speakers=hparams["valid_speakers"],
+            sample_rate=hparams["sample_rate"],
+            skip_prep=hparams["skip_prep"],
+            manifests=(
+                hparams["train_json"],
+                hparams["valid_json"],
+                hparams["test_json"],
+            ),
+            segment_seconds=hparams["segment_seconds"],
+            segment_hop_seconds=hparams["segment_hop_seconds"],
+        )
+        brain = make_brain(hparams, run_opts)
+        fit_and_test(
+            brain,
+            datasets,
+            epoch_counter=hparams["epoch_counter"],
+            train_loader_kwargs=hparams["train_dataloader_opts"],
+            valid_loader_kwargs=hparams["valid_dataloader_opts"],
+            test_loader_kwargs=hparams["test_dataloader_opts"],
+            max_key=hparams["ckpt_max_key"],
+            selection_split=hparams.get("selection_split", "valid"),
+        )
+    except (ValueError, FileNotFoundError, TypeError) as error:
         exit_with_message(error)
 
 

@@ -1,0 +1,131 @@
+"""What SpeechBrain's CI runs on every recipe it accepts, on ours.
+
+``recipes/recipes.csv`` lists every recipe in the format of SpeechBrain's
+``tests/recipes/<Dataset>.csv``; each row's yaml must pass SpeechBrain's
+``check_yaml_vs_script`` against its script, and the code and yamls must
+pass SpeechBrain's ruff and yamllint settings (all from
+``../shared/upstream``; these tests fail, not skip, under CI without it).
+"""
+
+import contextlib
+import io
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from recipe_rows import COLUMNS, REPO, extends_base, recipe_rows, row_id
+from ruamel.yaml import YAML
+
+ROWS = recipe_rows()
+
+
+def test_csv_lists_every_recipe_once_with_existing_files():
+    with open(REPO / "recipes" / "recipes.csv", encoding="utf-8") as fin:
+        assert fin.readline().strip().split(",") == COLUMNS
+    listed = [row["Hparam_file"] for row in ROWS]
+    recipes = sorted(
+        f"hparams/{p.name}" for p in (REPO / "hparams").glob("*.yaml")
+    )
+    assert sorted(listed) == recipes  # each recipe yaml exactly once
+    for row in ROWS:
+        for column in ("Script_file", "Hparam_file", "Data_prep_file"):
+            assert (REPO / row[column]).is_file(), (column, row[column])
+        assert (REPO / row["Readme_file"]).is_file(), row["Readme_file"]
+        folder = (REPO / row["Script_file"]).parent
+        assert (folder / "README.md").is_file()
+        assert (folder / "extra_requirements.txt").is_file()
+        assert row["test_debug_flags"].startswith("--debug")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_check_yaml_vs_script(row, upstream):
+    """SpeechBrain's check: every top-level yaml key is used by the script
+    or referenced in the yaml.
+
+    A yaml with ``extends`` holds only what it changes in its base (an
+    ablation): its keys are consumed by the base's objects, which the
+    check cannot see in that file, so the check runs on the base and each
+    changed key must be a key of the base.
+    """
+    sys.path.insert(0, str(upstream))
+    import check_yaml
+
+    hparams_file = REPO / row["Hparam_file"]
+    base = extends_base(hparams_file)
+    if base is not None:
+        with open(hparams_file, encoding="utf-8") as fin:
+            changes = set(YAML().load(fin)) - {"extends"}
+        with open(base, encoding="utf-8") as fin:
+            assert changes <= set(YAML().load(fin)), changes
+        hparams_file = base
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        ok = check_yaml.check_yaml_vs_script(
+            str(hparams_file), str(REPO / row["Script_file"])
+        )
+    assert ok, report.getvalue()
+
+
+def test_speechbrain_ruff_settings(upstream, tmp_path):
+    """SpeechBrain's ``[tool.ruff]`` settings on the package, recipes,
+    tests and benchmarks. One change, stated here: ``target-version`` is
+    the project's Python (3.11, the pinned stack) instead of SpeechBrain's
+    3.8, whose syntax rules (e.g. no parenthesised ``with``) do not apply
+    to a package that requires 3.11."""
+    text = (upstream / "speechbrain_ruff_config.toml").read_text()
+    assert 'target-version = "py38"' in text
+    config = tmp_path / "pyproject.toml"
+    config.write_text(
+        text.replace('target-version = "py38"', 'target-version = "py311"')
+    )
+    ruff = pathlib.Path(sys.executable).parent / "ruff"
+    if not ruff.exists():
+        pytest.fail("ruff is not installed in the venv: make lint installs it")
+    result = subprocess.run(
+        [
+            str(ruff),
+            "check",
+            "--config",
+            str(config),
+            "speechbrain_kd",
+            "recipes",
+            "tests",
+            "benchmarks",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_speechbrain_yamllint_settings(upstream):
+    yamllint = pathlib.Path(sys.executable).parent / "yamllint"
+    if not yamllint.exists():
+        pytest.fail("yamllint is not installed in the venv: make lint does")
+    result = subprocess.run(
+        [
+            str(yamllint),
+            "--strict",
+            "-c",
+            str(upstream / "yamllint.yaml"),
+            "hparams",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_speechbrain_docstring_check_on_recipes(upstream):
+    sys.path.insert(0, str(upstream))
+    import check_docstrings
+
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        ok = check_docstrings.check_docstrings(
+            str(REPO / "recipes"), [str(REPO / "recipes")]
+        )
+    assert ok, report.getvalue()
