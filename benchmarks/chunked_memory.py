@@ -31,10 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from speechbrain_kd.hyperyaml import resolved_nodes  # noqa: E402
 from speechbrain_kd.pretrained import KDEnhancement  # noqa: E402
-from speechbrain_kd.pretrained.folder import (  # noqa: E402
-    write_hyperparams,
-    write_parameters,
-)
+from speechbrain_kd.pretrained.folder import write_hyperparams, write_parameters  # noqa: E402
 from speechbrain_kd.profiling import peak_memory  # noqa: E402
 
 MODEL = """\

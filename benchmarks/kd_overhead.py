@@ -26,10 +26,10 @@ import functools
 import statistics
 import time
 
-import speechbrain as sb
 import torch
-from speechbrain.dataio.batch import PaddedBatch
 
+import speechbrain as sb
+from speechbrain.dataio.batch import PaddedBatch
 from speechbrain_kd.brains import EnhanceBrain, KDBrain
 from speechbrain_kd.recipe import load_hparams_file
 

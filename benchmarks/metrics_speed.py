@@ -105,7 +105,10 @@ def main(argv=None):
     audio_seconds = sum(len(clean) for clean, _ in pairs) / FS
     pesq_scores = [pesq(clean, noisy, FS) for clean, noisy in pairs]
     tasks = {
-        name: [(name, c, n, p) for (c, n), p in zip(pairs, pesq_scores)]
+        name: [
+            (name, c, n, p)
+            for (c, n), p in zip(pairs, pesq_scores, strict=False)
+        ]
         for name in METRICS
     }
     inline = SafePool(run_metric, n_jobs=1)
@@ -155,7 +158,9 @@ def main(argv=None):
             "| "
             + " | ".join(
                 f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
-                for i, (c, (_, w)) in enumerate(zip(cells, columns))
+                for i, (c, (_, w)) in enumerate(
+                    zip(cells, columns, strict=False)
+                )
             )
             + " |"
         )

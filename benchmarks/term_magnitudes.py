@@ -18,10 +18,10 @@ import argparse
 import pathlib
 
 import soundfile as sf
-import speechbrain as sb
 import torch
-from speechbrain.dataio.batch import PaddedBatch
 
+import speechbrain as sb
+from speechbrain.dataio.batch import PaddedBatch
 from speechbrain_kd.brains import KDBrain
 from speechbrain_kd.recipe import load_hparams_file
 

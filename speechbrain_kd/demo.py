@@ -91,9 +91,12 @@ def format_data_summary(manifest_summary, dataset_summary):
 
     Example
     -------
-    >>> print(format_data_summary(
-    ...     {"test": {"files": 2, "hours": 0.001}},
-    ...     {"snrs": {"test": [2.5, 7.5]}}))
+    >>> print(
+    ...     format_data_summary(
+    ...         {"test": {"files": 2, "hours": 0.001}},
+    ...         {"snrs": {"test": [2.5, 7.5]}},
+    ...     )
+    ... )
     split   files   minutes  SNRs (dB)
     test        2      0.06  2.5, 7.5
     """

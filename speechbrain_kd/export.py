@@ -4,11 +4,7 @@ Kept so that ``from speechbrain_kd.export import export_model`` keeps
 working.
 """
 
-from speechbrain_kd.pretrained.export import (  # noqa: F401
-    _checkpoint_file,  # imported by tests/test_okd.py
-    export_model,
-    synthetic_noisy_clip,
-)
+from speechbrain_kd.pretrained.export import export_model, synthetic_noisy_clip  # noqa: F401
 from speechbrain_kd.pretrained.folder import EXPORTED_FILES
 
 __all__ = ["EXPORTED_FILES", "export_model", "synthetic_noisy_clip"]

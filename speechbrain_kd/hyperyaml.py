@@ -164,8 +164,13 @@ def module_keys(hparams):
 
     Example
     -------
-    >>> module_keys({"lr": 1.0, "net": torch.nn.ReLU(),
-    ...              "modules": {"net": torch.nn.ReLU()}})
+    >>> module_keys(
+    ...     {
+    ...         "lr": 1.0,
+    ...         "net": torch.nn.ReLU(),
+    ...         "modules": {"net": torch.nn.ReLU()},
+    ...     }
+    ... )
     ['net', 'modules.net']
     """
     keys = []
@@ -398,7 +403,8 @@ def describe_module_node(node):
     Example
     -------
     >>> describe_module_node(
-    ...     resolved_nodes("m: !new:torch.nn.Linear [4, 2]")["m"])
+    ...     resolved_nodes("m: !new:torch.nn.Linear [4, 2]")["m"]
+    ... )
     ('torch.nn.Linear', {'args': [4, 2]})
     """
     class_path = node_tag(node)[len("!new:") :]

@@ -13,8 +13,6 @@ from speechbrain_kd.pretrained.folder import (
     HPARAMS_FILE,
     INTERFACE_CONFIG,
     MODEL_FILE,
-)
-from speechbrain_kd.pretrained.folder import (
     write_config as write_interface_config,
 )
 from speechbrain_kd.pretrained.interface import KDEnhancement, ModelLoadError

@@ -470,7 +470,7 @@ class WeightedCleanNoiseLoss(nn.Module):
         memo = self.__dict__.get("_memo")
         if (
             memo is None
-            or any(a is not b for a, b in zip(memo[0], given))
+            or any(a is not b for a, b in zip(memo[0], given, strict=False))
             or memo[1] != key
         ):
             est = torch.cat([enhanced, noisy - enhanced], dim=0)

@@ -577,6 +577,7 @@ def profile_model(
     >>> class Frames(torch.nn.Module):  # cost quadratic in the length
     ...     def example_input(self, seconds, sample_rate):
     ...         return torch.zeros(1, round(10 * seconds), 8)  # 10 frame/s
+    ...
     ...     def forward(self, x):
     ...         return x @ x.transpose(1, 2)
     >>> report = profile_model(Frames(), seconds=2, warmup=0, repeats=1)
@@ -650,10 +651,9 @@ def _fill_placeholders(text, overrides):
 
     if isinstance(overrides, str):
         overrides = yaml.safe_load(overrides) or {}
-    filled = {
-        name: "unused"
-        for name in re.findall(r"^(\w+):\s*!PLACEHOLDER", text, re.MULTILINE)
-    }
+    filled = dict.fromkeys(
+        re.findall(r"^(\w+):\s*!PLACEHOLDER", text, re.MULTILINE), "unused"
+    )
     filled.update(overrides or {})
     return filled
 

@@ -17,9 +17,10 @@ import io
 import pathlib
 import sys
 
-import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
+
+import speechbrain as sb
 
 #: Top-level key of a yaml that holds only what it changes in another.
 EXTENDS = "extends"
@@ -114,7 +115,8 @@ def load_hparams_file(hparams_file, overrides=None):
     Example
     -------
     >>> hparams = load_hparams_file(
-    ...     "hparams/mvat_l2.yaml", {"data_folder": "unused"})
+    ...     "hparams/mvat_l2.yaml", {"data_folder": "unused"}
+    ... )
     >>> hparams["experiment_name"], hparams["at_distance"]
     ('mvat_l2', 'l2')
     """

@@ -5,8 +5,8 @@ Real-audio checks read ``../shared/data`` (override with the environment
 variable ``SBKD_SHARED_DATA``); golden outputs of the official MANNER code
 are read from ``../shared/reference/golden`` (override with
 ``SBKD_GOLDEN``); SpeechBrain's consistency checks from
-``../shared/upstream`` (``SBKD_UPSTREAM``). When a folder is missing its checks are skipped on a
-developer machine but **fail** under CI (``CI=true``), so a missing folder
+``../shared/upstream`` (``SBKD_UPSTREAM``). When a folder is missing its
+checks are skipped on a developer machine but **fail** under CI (``CI=true``), so a missing folder
 can never turn a real check into a silent pass.
 """
 

@@ -40,7 +40,8 @@ def recipe_rows():
 def row_id(row):
     """A short test id: ``<script stem>:<yaml stem>``."""
     script = pathlib.Path(row["Script_file"])
-    return f"{script.parent.name}/{script.stem}:{pathlib.Path(row['Hparam_file']).stem}"
+    hparams = pathlib.Path(row["Hparam_file"])
+    return f"{script.parent.name}/{script.stem}:{hparams.stem}"
 
 
 def debug_command(row, **paths):

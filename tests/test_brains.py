@@ -15,14 +15,14 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
-import speechbrain as sb
 import torch
 import torch.nn as nn
+
+import speechbrain as sb
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
-
 from speechbrain_kd.brains import EnhanceBrain, KDBrain
 from speechbrain_kd.brains.checkpoints import (
     INCOMPLETE_PREFIX,
@@ -660,7 +660,7 @@ def test_test_stage_writes_wavs_csv_and_summary(tmp_path):
     )
 
     expected = {}
-    for item, length in zip(items, lengths):
+    for item, length in zip(items, lengths, strict=False):
         path = out / "enhanced" / f"{item['id']}.wav"
         audio, rate = sf.read(path, dtype="float32")
         assert rate == SR and sf.info(path).subtype == "PCM_16"

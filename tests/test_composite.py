@@ -323,7 +323,7 @@ def test_levinson_solves_normal_equations():
         )
     polys = comp._lpc_polynomials(r)
     assert np.all(polys[:, 0] == 1.0)
-    for frame, poly in zip(r, polys):
+    for frame, poly in zip(r, polys, strict=False):
         expected = scipy.linalg.solve_toeplitz(frame[:16], frame[1:])
         np.testing.assert_allclose(-poly[1:], expected, rtol=1e-8, atol=1e-10)
 

@@ -13,12 +13,12 @@ import subprocess
 import sys
 
 import pytest
-import speechbrain as sb
 import torch
+
+import speechbrain as sb
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
-
 from speechbrain_kd.brains import KDBrain
 from speechbrain_kd.cli import main as cli_main
 from speechbrain_kd.distill import (

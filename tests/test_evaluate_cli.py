@@ -15,8 +15,10 @@ import soundfile as sf
 import torch
 import torchaudio.functional
 
-from speechbrain_kd.cli import evaluate as evaluate_cli
-from speechbrain_kd.cli import main
+from speechbrain_kd.cli import (
+    evaluate as evaluate_cli,
+    main,
+)
 from speechbrain_kd.metrics import pool
 from speechbrain_kd.metrics.evaluation import (
     ALL_METRICS,

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.epoch_loop import EpochCounter
-
 from speechbrain_kd.brains import EnhanceBrain, KDBrain
 from speechbrain_kd.brains.batchnorm import recalibrate_batchnorm
 from speechbrain_kd.distill import OutputDistillTerm

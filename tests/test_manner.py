@@ -48,7 +48,7 @@ def load_preset(name):
         return load_hyperpyyaml(stream)["model"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def preset_for_counting(name):
     """A shared (read-only) instance for structure and count checks."""
     return load_preset(name)

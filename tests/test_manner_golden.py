@@ -16,11 +16,7 @@ import pathlib
 import pytest
 import torch
 
-from speechbrain_kd.lobes.manner import (
-    MANNER,
-    AttentionTap,
-    MultiViewAttention,
-)
+from speechbrain_kd.lobes.manner import MANNER, AttentionTap, MultiViewAttention
 from speechbrain_kd.lobes.manner_official import (
     convert_official_state_dict,
     load_official_checkpoint,
@@ -52,7 +48,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path):
     return torch.load(path)
 

@@ -86,7 +86,7 @@ def _sleepy_metric(clean, enhanced, sample_rate, metrics, clip):
         os._exit(3)
     if len(clean) == 3000:
         raise RuntimeError("boom")
-    return {name: 1.0 for name in metrics}
+    return dict.fromkeys(metrics, 1.0)
 
 
 # ------------------------------------------------------- reference values
@@ -439,7 +439,7 @@ def test_metric_stats_relative_lengths(short_pair):
     stats.append(["a", "b", "c"], predict=predict, target=target, lengths=rel)
     expected = [
         evaluate_pair(c, n, metrics=["pesq", "stoi", "si_sdr"])
-        for c, n in zip(cleans, noisies)
+        for c, n in zip(cleans, noisies, strict=False)
     ]
     assert stats.rows == expected
     assert stats.scores == [row["pesq"] for row in expected]

@@ -261,7 +261,6 @@ class FixedScores:
 
 def small_brain(tmp_path, **hparams):
     import speechbrain as sb
-
     from speechbrain_kd.brains import OKDMetricGANBrain
 
     def generator():
@@ -320,8 +319,7 @@ def test_each_generator_is_tested_from_its_own_best_epoch(tmp_path):
 
 def test_export_takes_each_generator_from_its_own_best(tmp_path):
     import speechbrain as sb
-
-    from speechbrain_kd.export import _checkpoint_file
+    from speechbrain_kd.pretrained.export import _checkpoint_file
 
     brain, _ = small_brain(tmp_path)
     for epoch, (pesq_gen, csig_gen) in enumerate([(1.0, 3.0), (2.0, 1.0)]):

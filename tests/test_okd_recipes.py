@@ -21,7 +21,7 @@ import torch
 
 from speechbrain_kd.cli import main
 from speechbrain_kd.data.synthetic import make_mini_valentini
-from speechbrain_kd.inference import KDEnhancement
+from speechbrain_kd.pretrained import KDEnhancement
 from speechbrain_kd.profiling import load_module_from_hparams
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from speechbrain.dataio.batch import PaddedBatch
 from torch.utils.data import DataLoader
 
+from speechbrain.dataio.batch import PaddedBatch
 from speechbrain_kd.data.pipelines import dataio_prep, expand_segments
 
 SR = 16000

@@ -7,13 +7,13 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_kd.inference import StreamingEnhancer
 from speechbrain_kd.lobes.rt_senet import (
     CausalConvTranspose1d,
     CausalDepthwise,
     CausalMultiViewAttention,
     RTSENet,
 )
+from speechbrain_kd.pretrained import StreamingEnhancer
 
 MODELS = pathlib.Path(__file__).resolve().parents[1] / "hparams" / "models"
 PRESET_PARAMS = {
@@ -47,7 +47,7 @@ def trained_like(model):
     return model.eval()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def preset(name):
     """Loads a preset in eval mode (seeded, cached, trained-like BN)."""
     torch.manual_seed(0)

@@ -11,10 +11,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional
 
-from speechbrain_kd.data.valentini import (
-    ValentiniPrepError,
-    prepare_valentini,
-)
+from speechbrain_kd.data.valentini import ValentiniPrepError, prepare_valentini
 
 MINI = "valentini_48k_mini"
 

@@ -16,7 +16,6 @@ import sys
 
 import speechbrain as sb
 from speechbrain.utils.distributed import run_on_main
-
 from speechbrain_kd.brains import OKDMetricGANBrain
 from speechbrain_kd.data.folder_mix import prepare_folder_mix
 from speechbrain_kd.data.pipelines import dataio_prep

@@ -20,7 +20,6 @@ checkpoint or a HuggingFace id.
 
 import sys
 
-import speechbrain as sb
 from valentini_recipe import (
     exit_with_message,
     fit_and_test,
@@ -28,6 +27,7 @@ from valentini_recipe import (
     valentini_datasets,
 )
 
+import speechbrain as sb
 from speechbrain_kd.brains import KDBrain
 from speechbrain_kd.brains.teacher import HOW_TO_GET_A_TEACHER
 from speechbrain_kd.recipe import yaml_run_options

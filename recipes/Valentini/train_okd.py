@@ -15,7 +15,6 @@ baseline. See ``recipes/Valentini/README_OKD.md``.
 
 import sys
 
-import speechbrain as sb
 from valentini_recipe import (
     exit_with_message,
     fit_and_test,
@@ -23,6 +22,7 @@ from valentini_recipe import (
     valentini_datasets,
 )
 
+import speechbrain as sb
 from speechbrain_kd.brains import OKDMetricGANBrain
 from speechbrain_kd.recipe import yaml_run_options
 

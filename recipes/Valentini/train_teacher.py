@@ -16,7 +16,6 @@ resumes from its last checkpoint when started again with the same command.
 
 import sys
 
-import speechbrain as sb
 from valentini_recipe import (
     exit_with_message,
     fit_and_test,
@@ -24,6 +23,7 @@ from valentini_recipe import (
     valentini_datasets,
 )
 
+import speechbrain as sb
 from speechbrain_kd.brains import EnhanceBrain
 from speechbrain_kd.recipe import yaml_run_options
 

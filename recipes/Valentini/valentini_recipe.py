@@ -8,14 +8,9 @@ process and returns the datasets; the Brain and
 """
 
 from speechbrain.utils.distributed import run_on_main
-
 from speechbrain_kd.data.pipelines import dataio_prep
 from speechbrain_kd.data.valentini import prepare_valentini
-from speechbrain_kd.recipe import (  # noqa: F401 (the scripts' API)
-    exit_with_message,
-    fit_and_test,
-    load_recipe,
-)
+from speechbrain_kd.recipe import exit_with_message, fit_and_test, load_recipe  # noqa: F401 (the scripts' API)
 
 
 def valentini_datasets(

@@ -11,6 +11,7 @@ batches right before evaluation removes that lag without touching training
 
 import torch
 import torch.nn as nn
+
 from speechbrain.dataio.batch import PaddedBatch
 
 
@@ -74,8 +75,7 @@ def recalibrate_batchnorm(model, dataset, forward, batches, batch_size):
     -------
     >>> net = nn.Sequential(nn.Unflatten(1, (1, -1)), nn.BatchNorm1d(1))
     >>> data = [{"noisy_sig": torch.full((4,), 3.0)} for _ in range(2)]
-    >>> recalibrate_batchnorm(
-    ...     net, data, lambda b: net(b.noisy_sig.data), 8, 1)
+    >>> recalibrate_batchnorm(net, data, lambda b: net(b.noisy_sig.data), 8, 1)
     2
     >>> float(net[1].running_mean), net[1].momentum
     (3.0, 0.1)
@@ -104,7 +104,7 @@ def recalibrate_batchnorm(model, dataset, forward, batches, batch_size):
                 forward(batch)
                 used += 1
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum in zip(layers, momenta, strict=False):
             layer.momentum = momentum
         model.train(was_training)
     return used

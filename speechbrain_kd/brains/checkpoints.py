@@ -77,8 +77,9 @@ def required_recoverables(checkpointer):
     >>> from speechbrain.utils.checkpoints import Checkpointer
     >>> layer = torch.nn.Linear(1, 1)
     >>> checkpointer = Checkpointer(tempfile.mkdtemp(), {"model": layer})
-    >>> checkpointer.add_recoverable("scaler", torch.nn.Linear(1, 1),
-    ...                              optional_load=True)
+    >>> checkpointer.add_recoverable(
+    ...     "scaler", torch.nn.Linear(1, 1), optional_load=True
+    ... )
     >>> required_recoverables(checkpointer)
     ['model']
     """
@@ -127,8 +128,10 @@ def set_aside_incomplete_checkpoints(checkpointer):
     >>> checkpointer = Checkpointer(tempfile.mkdtemp(), {"model": model})
     >>> ckpt = checkpointer.save_checkpoint(verbosity=logging.DEBUG)
     >>> _ = (ckpt.path / "model.ckpt").write_bytes(b"")
-    >>> [p.name.split("+")[0] for p in
-    ...  set_aside_incomplete_checkpoints(checkpointer)]
+    >>> [
+    ...     p.name.split("+")[0]
+    ...     for p in set_aside_incomplete_checkpoints(checkpointer)
+    ... ]
     ['incomplete-CKPT']
     >>> checkpointer.list_checkpoints()
     []

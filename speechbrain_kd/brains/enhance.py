@@ -37,14 +37,14 @@ import math
 import pathlib
 
 import soundfile as sf
-import speechbrain as sb
 import torch
+
+import speechbrain as sb
 from speechbrain.utils.distributed import (
     ddp_broadcast,
     if_main_process,
     run_on_main,
 )
-
 from speechbrain_kd.brains.batchnorm import recalibrate_batchnorm
 from speechbrain_kd.brains.checkpoints import set_aside_incomplete_checkpoints
 from speechbrain_kd.metrics import ALL_METRICS, EnhancementMetricStats
@@ -79,8 +79,15 @@ class EnhanceBrain(sb.Brain):
     ...     modules={"model": torch.nn.Identity()},
     ...     hparams={"loss": WeightedCleanNoiseLoss()},
     ... )
-    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.ones(800),
-    ...                       "clean_sig": torch.ones(800)}])
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {
+    ...             "id": "a",
+    ...             "noisy_sig": torch.ones(800),
+    ...             "clean_sig": torch.ones(800),
+    ...         }
+    ...     ]
+    ... )
     >>> out = brain.compute_forward(batch, sb.Stage.TRAIN)
     >>> float(brain.compute_objectives(out, batch, sb.Stage.TRAIN))
     0.0
@@ -251,7 +258,9 @@ class EnhanceBrain(sb.Brain):
         folder = self.output_path("enhanced") if folder is None else folder
         folder.mkdir(parents=True, exist_ok=True)
         samples = (lengths * enhanced.shape[1]).round().long()
-        for uid, wav, n in zip(ids, enhanced.cpu(), samples.tolist()):
+        for uid, wav, n in zip(
+            ids, enhanced.cpu(), samples.tolist(), strict=False
+        ):
             audio = wav[:n].clamp(-1.0, 1.0).numpy()
             sf.write(folder / f"{uid}.wav", audio, self.sample_rate, "PCM_16")
 
@@ -436,7 +445,7 @@ class EnhanceBrain(sb.Brain):
         with open(csv_path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["id", *names])
-            for uid, row in zip(metrics.ids, metrics.rows):
+            for uid, row in zip(metrics.ids, metrics.rows, strict=False):
                 writer.writerow([uid, *(row.get(n) for n in names)])
         summary = {k: (None if _is_nan(v) else v) for k, v in stats.items()}
         with open(folder / f"test_summary{suffix}.json", "w") as f:

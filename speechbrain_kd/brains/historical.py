@@ -17,9 +17,7 @@ Example
 -------
 >>> import tempfile
 >>> history = HistoricalSet(tempfile.mkdtemp(), sample_rate=8000)
->>> history.write_epoch(
-...     1, "pesq", [("u1", np.zeros(800), {"pesq": 1.5})]
-... )
+>>> history.write_epoch(1, "pesq", [("u1", np.zeros(800), {"pesq": 1.5})])
 >>> [(r.epoch, r.uid, r.scores) for r in history.records(before_epoch=2)]
 [(1, 'u1', {'pesq': 1.5})]
 >>> history.records(before_epoch=1)
@@ -88,8 +86,11 @@ class HistoricalSet:
     >>> import tempfile
     >>> history = HistoricalSet(tempfile.mkdtemp())
     >>> for epoch in (1, 2):
-    ...     history.write_epoch(epoch, "generator_pesq", [
-    ...         (f"u{i}", np.zeros(160), {"pesq": 2.0}) for i in range(5)])
+    ...     history.write_epoch(
+    ...         epoch,
+    ...         "generator_pesq",
+    ...         [(f"u{i}", np.zeros(160), {"pesq": 2.0}) for i in range(5)],
+    ...     )
     >>> history.complete_epochs(), len(history.sample(3, fraction=0.2))
     ([1, 2], 2)
     """

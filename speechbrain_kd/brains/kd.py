@@ -20,10 +20,10 @@ the student alone.
 
 import logging
 
-import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import run_on_main
 
+import speechbrain as sb
+from speechbrain.utils.distributed import run_on_main
 from speechbrain_kd.brains.enhance import EnhanceBrain
 from speechbrain_kd.brains.teacher import load_teacher
 from speechbrain_kd.distill import (
@@ -74,12 +74,23 @@ class KDBrain(EnhanceBrain):
     >>> loss = WeightedCleanNoiseLoss()
     >>> brain = KDBrain(
     ...     modules={"model": torch.nn.Identity()},
-    ...     hparams={"loss": loss, "distill_terms": [
-    ...         OutputDistillTerm(loss, weight=1.0, name="output_kd")]},
+    ...     hparams={
+    ...         "loss": loss,
+    ...         "distill_terms": [
+    ...             OutputDistillTerm(loss, weight=1.0, name="output_kd")
+    ...         ],
+    ...     },
     ...     teacher=torch.nn.Identity(),
     ... )
-    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.ones(800),
-    ...                       "clean_sig": torch.ones(800)}])
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {
+    ...             "id": "a",
+    ...             "noisy_sig": torch.ones(800),
+    ...             "clean_sig": torch.ones(800),
+    ...         }
+    ...     ]
+    ... )
     >>> out = brain.compute_forward(batch, sb.Stage.TRAIN)
     >>> float(brain.compute_objectives(out, batch, sb.Stage.TRAIN))
     0.0

@@ -64,12 +64,12 @@ import logging
 import math
 import random
 
-import speechbrain as sb
 import torch
-from speechbrain.dataio.sampler import ReproducibleRandomSampler
-from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from tqdm import tqdm
 
+import speechbrain as sb
+from speechbrain.dataio.sampler import ReproducibleRandomSampler
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain_kd.brains.enhance import EnhanceBrain, _finite
 from speechbrain_kd.brains.historical import HistoricalRecord, HistoricalSet
 from speechbrain_kd.brains.teacher import module_selection_key
@@ -154,21 +154,36 @@ class OKDMetricGANBrain(EnhanceBrain):
     >>> from speechbrain.dataio.batch import PaddedBatch
     >>> from speechbrain_kd.distill import OKDLoss
     >>> from speechbrain_kd.lobes.metricgan import (
-    ...     MetricGANGenerator, MultiMetricDiscriminator, SpectralMaskEnhancer)
+    ...     MetricGANGenerator,
+    ...     MultiMetricDiscriminator,
+    ...     SpectralMaskEnhancer,
+    ... )
     >>> def generator():
     ...     return SpectralMaskEnhancer(
-    ...         MetricGANGenerator(hidden_size=8, linear_size=8))
+    ...         MetricGANGenerator(hidden_size=8, linear_size=8)
+    ...     )
     >>> brain = OKDMetricGANBrain(
-    ...     modules={"generator_pesq": generator(),
-    ...              "generator_csig": generator(),
-    ...              "discriminator": MultiMetricDiscriminator(2)},
-    ...     hparams={"target_metrics": ["pesq", "csig"],
-    ...              "okd_loss": OKDLoss(kd_weight=5.0)},
+    ...     modules={
+    ...         "generator_pesq": generator(),
+    ...         "generator_csig": generator(),
+    ...         "discriminator": MultiMetricDiscriminator(2),
+    ...     },
+    ...     hparams={
+    ...         "target_metrics": ["pesq", "csig"],
+    ...         "okd_loss": OKDLoss(kd_weight=5.0),
+    ...     },
     ... )
     >>> brain.generator_names
     ['generator_pesq', 'generator_csig']
-    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.randn(8000),
-    ...                       "clean_sig": torch.randn(8000)}])
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {
+    ...             "id": "a",
+    ...             "noisy_sig": torch.randn(8000),
+    ...             "clean_sig": torch.randn(8000),
+    ...         }
+    ...     ]
+    ... )
     >>> out = brain.compute_forward(batch, sb.Stage.TRAIN)
     >>> [tuple(e.shape) for e in out["enhanced"]]
     [(1, 32, 257), (1, 32, 257)]
@@ -299,7 +314,10 @@ class OKDMetricGANBrain(EnhanceBrain):
             scores, predictions["enhanced"], predictions["lengths"]
         )
         for metric, adv, peer in zip(
-            self.target_metrics, terms["adversarial"], terms["peer"]
+            self.target_metrics,
+            terms["adversarial"],
+            terms["peer"],
+            strict=False,
         ):
             self.log_term(f"adversarial_{metric}", torch.tensor(adv))
             if len(self.target_metrics) > 1:
@@ -660,16 +678,18 @@ class OKDMetricGANBrain(EnhanceBrain):
             timeout=self.hparam("metric_timeout", 60.0),
             progress=False,
         )
-        rows = evaluate_pairs(zip(clean, enhanced), names=ids, **options)
+        rows = evaluate_pairs(
+            zip(clean, enhanced, strict=False), names=ids, **options
+        )
         history.write_epoch(
             epoch,
             self.generator_names[index],
-            zip(ids, enhanced, rows),
+            zip(ids, enhanced, rows, strict=False),
         )
         cached = history.noisy_scores()
         todo = [
             (uid, item)
-            for uid, item in zip(ids, items)
+            for uid, item in zip(ids, items, strict=False)
             if not all(m in cached.get(uid, {}) for m in self.target_metrics)
         ]
         if todo:
@@ -680,7 +700,7 @@ class OKDMetricGANBrain(EnhanceBrain):
             rows = evaluate_pairs(
                 pairs, names=[uid for uid, _ in todo], **options
             )
-            for (uid, _), row in zip(todo, rows):
+            for (uid, _), row in zip(todo, rows, strict=False):
                 cached.setdefault(uid, {}).update(row)
             history.save_noisy_scores(cached)
 
@@ -845,7 +865,7 @@ class OKDMetricGANBrain(EnhanceBrain):
         )
         meta = {"epoch": epoch}
         for metric, (name, key) in zip(
-            self.target_metrics, self.selection_keys.items()
+            self.target_metrics, self.selection_keys.items(), strict=False
         ):
             score = _finite(summaries[metric].get(self.selection_metric))
             meta[key] = score if counts else -math.inf

@@ -25,7 +25,6 @@ import logging
 import pathlib
 
 from speechbrain.utils.parameter_transfer import Pretrainer
-
 from speechbrain_kd.pretrained.checkpoints import (
     CHECKPOINT_NAMES,
     CheckpointError,

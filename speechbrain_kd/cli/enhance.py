@@ -41,8 +41,9 @@ def add_parser(subparsers):
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> add_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["enhance", "--source", "m", "a.wav",
-    ...                           "--output-dir", "out"])
+    >>> args = parser.parse_args(
+    ...     ["enhance", "--source", "m", "a.wav", "--output-dir", "out"]
+    ... )
     >>> args.inputs, args.device, args.keep_rate
     (['a.wav'], 'cpu', False)
     """

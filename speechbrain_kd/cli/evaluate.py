@@ -59,8 +59,17 @@ def add_parser(subparsers):
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> add_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["evaluate", "--clean-dir", "c",
-    ...                           "--enhanced-dir", "e", "--jobs", "2"])
+    >>> args = parser.parse_args(
+    ...     [
+    ...         "evaluate",
+    ...         "--clean-dir",
+    ...         "c",
+    ...         "--enhanced-dir",
+    ...         "e",
+    ...         "--jobs",
+    ...         "2",
+    ...     ]
+    ... )
     >>> args.jobs, args.sample_rate, args.metrics[0]
     (2, 16000, 'pesq')
     """
@@ -279,8 +288,9 @@ def score_files(clean_path, enhanced_path, sample_rate, metrics, clip):
     >>> x = np.random.default_rng(0).standard_normal(16000) / 4
     >>> soundfile.write(folder / "c.wav", x, 16000, subtype="FLOAT")
     >>> soundfile.write(folder / "e.wav", x, 16000, subtype="FLOAT")
-    >>> scores, n, m = score_files(folder / "c.wav", folder / "e.wav",
-    ...                            16000, ("si_sdr",), True)
+    >>> scores, n, m = score_files(
+    ...     folder / "c.wav", folder / "e.wav", 16000, ("si_sdr",), True
+    ... )
     >>> scores["si_sdr"] > 100, n, m
     (True, 16000, 16000)
     """
@@ -368,16 +378,20 @@ def run(args):
         )
 
     rows, errors, length_mismatch = [], {}, 0
-    for (name, _, _), result in zip(pairs, results):
+    for (name, _, _), result in zip(pairs, results, strict=False):
         if result.ok:
             scores, clean_length, enhanced_length = result.value
             length_mismatch += clean_length != enhanced_length
         else:
-            scores = {metric: math.nan for metric in metrics}
+            scores = dict.fromkeys(metrics, math.nan)
             errors[name] = result.error
         rows.append(scores)
     summary = summarize_scores(rows, metrics)
-    failed = [name for (name, _, _), row in zip(pairs, rows) if is_failure(row)]
+    failed = [
+        name
+        for (name, _, _), row in zip(pairs, rows, strict=False)
+        if is_failure(row)
+    ]
 
     mode = PESQ_MODES[args.sample_rate]
     print(
@@ -410,7 +424,7 @@ def run(args):
         with open(path, "w", newline="") as stream:
             writer = csv.writer(stream)
             writer.writerow(["name", *metrics])
-            for (name, _, _), row in zip(pairs, rows):
+            for (name, _, _), row in zip(pairs, rows, strict=False):
                 writer.writerow([name, *(repr(row[m]) for m in metrics)])
     if args.json:
         report = {key: _number(value) for key, value in summary.items()}

@@ -28,8 +28,16 @@ def add_parser(subparsers):
     >>> parser = argparse.ArgumentParser()
     >>> add_parser(parser.add_subparsers())
     >>> args = parser.parse_args(
-    ...     ["export", "--hparams", "h.yaml", "--checkpoint", "run",
-    ...      "--output", "out"])
+    ...     [
+    ...         "export",
+    ...         "--hparams",
+    ...         "h.yaml",
+    ...         "--checkpoint",
+    ...         "run",
+    ...         "--output",
+    ...         "out",
+    ...     ]
+    ... )
     >>> args.key, args.force, args.example_input
     ('model', False, None)
     """

@@ -16,9 +16,20 @@ def add_parser(subparsers):
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> add_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["mix", "--clean-folder", "c",
-    ...     "--noise-folder", "n", "--save-folder", "s",
-    ...     "--train-snr", "-5", "5"])
+    >>> args = parser.parse_args(
+    ...     [
+    ...         "mix",
+    ...         "--clean-folder",
+    ...         "c",
+    ...         "--noise-folder",
+    ...         "n",
+    ...         "--save-folder",
+    ...         "s",
+    ...         "--train-snr",
+    ...         "-5",
+    ...         "5",
+    ...     ]
+    ... )
     >>> args.train_snr, args.test_snr
     ([-5.0, 5.0], [-13.0, -1.0])
     """

@@ -16,8 +16,9 @@ def add_parser(subparsers):
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> add_parser(parser.add_subparsers())
-    >>> args = parser.parse_args(["prepare", "--data-folder", "d",
-    ...                           "--save-folder", "s"])
+    >>> args = parser.parse_args(
+    ...     ["prepare", "--data-folder", "d", "--save-folder", "s"]
+    ... )
     >>> args.sample_rate
     16000
     """

@@ -15,8 +15,18 @@ Example
 ...         "    - !new:torch.nn.Unflatten [1, [1, -1]]\\n"
 ...         "    - !new:torch.nn.Conv1d [1, 2, 3]\\n"
 ...     )
-...     main(["profile", str(path), "--seconds", "0.5", "--repeats", "1",
-...           "--warmup", "0"])  # doctest: +ELLIPSIS
+...     main(
+...         [
+...             "profile",
+...             str(path),
+...             "--seconds",
+...             "0.5",
+...             "--repeats",
+...             "1",
+...             "--warmup",
+...             "0",
+...         ]
+...     )  # doctest: +ELLIPSIS
 Model        : model = torch.nn.modules.container.Sequential (...)
 Parameters   : 8 total, 8 trainable
 MACs         : 0.000 G per 1 s (95,988)
@@ -122,12 +132,22 @@ def format_report(report):
     Example
     -------
     >>> report = {
-    ...     "model": "m.Net", "params_total": 1234567,
-    ...     "params_trainable": 1000, "seconds": 4.0, "sample_rate": 16000,
-    ...     "input_shape": [1, 64000], "macs_per_second": 2_500_000_000,
-    ...     "macs_per_input": 10_000_000_000, "rtf": 0.25, "rtf_min": 0.24,
-    ...     "repeats": 5, "warmup": 2, "threads": 1, "device": "cpu",
-    ...     "onednn_enabled": True, "peak_memory_bytes": 3 * 2**20,
+    ...     "model": "m.Net",
+    ...     "params_total": 1234567,
+    ...     "params_trainable": 1000,
+    ...     "seconds": 4.0,
+    ...     "sample_rate": 16000,
+    ...     "input_shape": [1, 64000],
+    ...     "macs_per_second": 2_500_000_000,
+    ...     "macs_per_input": 10_000_000_000,
+    ...     "rtf": 0.25,
+    ...     "rtf_min": 0.24,
+    ...     "repeats": 5,
+    ...     "warmup": 2,
+    ...     "threads": 1,
+    ...     "device": "cpu",
+    ...     "onednn_enabled": True,
+    ...     "peak_memory_bytes": 3 * 2**20,
     ... }
     >>> print(format_report(report))  # doctest: +NORMALIZE_WHITESPACE
     Model        : m.Net

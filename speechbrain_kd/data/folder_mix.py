@@ -32,10 +32,17 @@ Example
 >>> (root / "noise").mkdir()
 >>> sf.write(root / "noise" / "hum.wav", 0.1 * rng.standard_normal(16000), 8000)
 >>> manifests = prepare_folder_mix(
-...     root / "clean", root / "noise", root / "mix", sample_rate=8000,
-...     valid_fraction=0.2, test_fraction=0.2)
->>> {split: len(json.loads(pathlib.Path(p).read_text()))
-...  for split, p in manifests.items()}
+...     root / "clean",
+...     root / "noise",
+...     root / "mix",
+...     sample_rate=8000,
+...     valid_fraction=0.2,
+...     test_fraction=0.2,
+... )
+>>> {
+...     split: len(json.loads(pathlib.Path(p).read_text()))
+...     for split, p in manifests.items()
+... }
 {'train': 3, 'valid': 1, 'test': 1}
 """
 
@@ -132,7 +139,7 @@ def prepare_folder_mix(
     rng = np.random.default_rng(int(seed))
     splits = split_files(clean_files, valid_fraction, test_fraction, rng)
     noises = [read_audio(path, sample_rate).numpy() for path in noise_files]
-    for path, noise in zip(noise_files, noises):
+    for path, noise in zip(noise_files, noises, strict=False):
         if noise.size < 2:
             raise ValueError(f"noise file {path} is (nearly) empty")
     for split, files in splits.items():
@@ -225,8 +232,9 @@ def split_files(files, valid_fraction, test_fraction, rng):
 
     Example
     -------
-    >>> splits = split_files(list("abcdefghij"), 0.1, 0.2,
-    ...                      np.random.default_rng(0))
+    >>> splits = split_files(
+    ...     list("abcdefghij"), 0.1, 0.2, np.random.default_rng(0)
+    ... )
     >>> {name: len(files) for name, files in splits.items()}
     {'test': 2, 'valid': 1, 'train': 7}
     """

@@ -14,6 +14,7 @@ are whole utterances.
 
 import soundfile as sf
 import torch
+
 from speechbrain.dataio.dataio import load_data_json
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.data_pipeline import provides, takes
@@ -92,7 +93,9 @@ def dataio_prep(
     >>> with open(path, "w") as f:
     ...     json.dump({"utt1": manifest}, f)
     >>> sets = dataio_prep(
-    ...     train_json=path, valid_json=path, segment_seconds=0.25,
+    ...     train_json=path,
+    ...     valid_json=path,
+    ...     segment_seconds=0.25,
     ...     replacements={"root": root},
     ... )
     >>> item = sets["train"][0]
@@ -103,12 +106,16 @@ def dataio_prep(
     >>> sets["valid"][0]["clean_sig"].shape
     torch.Size([16000])
     >>> sets = dataio_prep(
-    ...     train_json=path, segment_seconds=0.25, segment_hop_seconds=0.25,
+    ...     train_json=path,
+    ...     segment_seconds=0.25,
+    ...     segment_hop_seconds=0.25,
     ...     replacements={"root": root},
     ... )
     >>> len(sets["train"]), sets["train"][3]["id"]
     (4, 'utt1@3')
-    >>> import shutil; shutil.rmtree(root)
+    >>> import shutil
+    ...
+    ... shutil.rmtree(root)
     """
     sample_rate = int(sample_rate)
     segment = _seconds_to_samples(segment_seconds, sample_rate)
@@ -172,8 +179,9 @@ def expand_segments(data, segment_seconds, hop_seconds, sample_rate):
 
     Example
     -------
-    >>> data = {"a": {"noisy_wav": "n.wav", "clean_wav": "c.wav",
-    ...               "length": 5.5}}
+    >>> data = {
+    ...     "a": {"noisy_wav": "n.wav", "clean_wav": "c.wav", "length": 5.5}
+    ... }
     >>> segs = expand_segments(data, 4.0, 1.0, 16000)
     >>> [(k, v["start"], v["stop"]) for k, v in segs.items()]
     [('a@0', 0, 64000), ('a@1', 16000, 80000), ('a@2', 32000, 88000)]

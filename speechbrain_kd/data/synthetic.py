@@ -518,7 +518,7 @@ def _harmonic_amplitudes(f0_control, formants, sample_rate):
     freqs = numbers * f0_control[None, :]
     envelope = np.full(freqs.shape, 0.02)
     for gain, bandwidth, track in zip(
-        _FORMANT_GAINS, _FORMANT_BANDWIDTHS, formants
+        _FORMANT_GAINS, _FORMANT_BANDWIDTHS, formants, strict=False
     ):
         detune = (freqs - track[None, :]) / (0.5 * bandwidth)
         envelope += gain / np.sqrt(1.0 + detune**2)

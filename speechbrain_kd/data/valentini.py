@@ -158,7 +158,9 @@ def prepare_valentini(
     16000
     >>> prepare_valentini(data, os.path.join(root, "prep")) == out
     True
-    >>> import shutil; shutil.rmtree(root)
+    >>> import shutil
+    ...
+    ... shutil.rmtree(root)
     """
     save_folder = os.path.abspath(os.fspath(save_folder))
     if skip_prep:

@@ -201,7 +201,7 @@ class OKDLoss:
         mask = frame_mask(lengths, enhanced[0].shape[1])
         total = enhanced[0].new_zeros(())
         adversarial, peer = [], []
-        for i, (score, own) in enumerate(zip(scores, enhanced)):
+        for i, (score, own) in enumerate(zip(scores, enhanced, strict=False)):
             adv = ((score - 1.0) ** 2).mean()
             peers = [
                 masked_mse(own, other.detach(), mask)

@@ -80,7 +80,7 @@ def layer_pairs(student, teacher, student_layers, teacher_layers, kinds, sides):
     )
     pairs = []
     for side in _as_list(sides):
-        for i, group in zip(student_layers, teacher_layers):
+        for i, group in zip(student_layers, teacher_layers, strict=True):
             for kind in kinds:
                 pairs.append(
                     (

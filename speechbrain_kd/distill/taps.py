@@ -161,7 +161,9 @@ class FeatureTaps:
         -------
         >>> net = nn.Linear(2, 2)
         >>> taps = FeatureTaps(net, [""])
-        >>> _ = net(torch.ones(1, 2)); taps.clear(); len(taps)
+        >>> _ = net(torch.ones(1, 2))
+        ... taps.clear()
+        ... len(taps)
         0
         """
         self.features.clear()
@@ -173,7 +175,9 @@ class FeatureTaps:
         -------
         >>> net = nn.Linear(2, 2)
         >>> taps = FeatureTaps(net, [""])
-        >>> taps.remove(); _ = net(torch.ones(1, 2)); len(taps)
+        >>> taps.remove()
+        ... _ = net(torch.ones(1, 2))
+        ... len(taps)
         0
         """
         for handle in self._handles:

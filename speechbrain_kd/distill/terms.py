@@ -13,10 +13,10 @@ with the student, checkpointed and DDP-wrapped, and not exported.
 import dataclasses
 import inspect
 import types
-from typing import Optional
 
 import torch
 import torch.nn as nn
+
 from speechbrain.dataio.batch import PaddedData
 
 _REDUCTIONS = ("mean", "sum")
@@ -51,8 +51,15 @@ class DistillStep:
     Example
     -------
     >>> from speechbrain.dataio.batch import PaddedBatch
-    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.ones(4),
-    ...                       "clean_sig": torch.zeros(4)}])
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {
+    ...             "id": "a",
+    ...             "noisy_sig": torch.ones(4),
+    ...             "clean_sig": torch.zeros(4),
+    ...         }
+    ...     ]
+    ... )
     >>> step = DistillStep.for_batch(batch, student_out=torch.ones(1, 4))
     >>> step.ids, step.clean.shape, step.batch_size
     (['a'], torch.Size([1, 4]), 1)
@@ -63,7 +70,7 @@ class DistillStep:
     teacher_input: torch.Tensor
     lengths: torch.Tensor
     student_out: torch.Tensor
-    teacher_out: Optional[torch.Tensor] = None
+    teacher_out: torch.Tensor | None = None
     student_features: dict = dataclasses.field(default_factory=dict)
     teacher_features: dict = dataclasses.field(default_factory=dict)
     sample_weights: dict = dataclasses.field(default_factory=dict)
@@ -131,7 +138,8 @@ class DistillStep:
         Example
         -------
         >>> step = DistillStep.from_tensors(
-        ...     torch.ones(2, 4), student_features={"enc": torch.ones(2)})
+        ...     torch.ones(2, 4), student_features={"enc": torch.ones(2)}
+        ... )
         >>> step.ids, step.lengths.tolist(), step.student_out
         (['u0', 'u1'], [1.0, 1.0], None)
         """
@@ -247,10 +255,19 @@ class DistillTerm(nn.Module):
     ...     def compute(self, step):
     ...         return step.student_out.pow(2).mean(dim=-1)  # [B]
     >>> from speechbrain.dataio.batch import PaddedBatch
-    >>> batch = PaddedBatch([{"id": i, "noisy_sig": torch.ones(2),
-    ...                       "clean_sig": torch.ones(2)} for i in "ab"])
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {
+    ...             "id": i,
+    ...             "noisy_sig": torch.ones(2),
+    ...             "clean_sig": torch.ones(2),
+    ...         }
+    ...         for i in "ab"
+    ...     ]
+    ... )
     >>> step = DistillStep.for_batch(
-    ...     batch, student_out=torch.tensor([[1.0, 1.0], [3.0, 3.0]]))
+    ...     batch, student_out=torch.tensor([[1.0, 1.0], [3.0, 3.0]])
+    ... )
     >>> Energy(weight=2.0, name="energy")(step).item()
     10.0
     >>> step.sample_weights["energy"] = torch.tensor([1.0, 0.0])
@@ -359,12 +376,22 @@ class FeatureDistillTerm(DistillTerm):
     >>> term.student_taps, term.teacher_taps
     (['enc'], ['t2', 't3'])
     >>> x = torch.randn(2, 4, 8)
-    >>> batch = PaddedBatch([{"id": i, "noisy_sig": torch.ones(8),
-    ...                       "clean_sig": torch.ones(8)} for i in "ab"])
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {
+    ...             "id": i,
+    ...             "noisy_sig": torch.ones(8),
+    ...             "clean_sig": torch.ones(8),
+    ...         }
+    ...         for i in "ab"
+    ...     ]
+    ... )
     >>> step = DistillStep.for_batch(
-    ...     batch, student_out=torch.ones(2, 8),
+    ...     batch,
+    ...     student_out=torch.ones(2, 8),
     ...     student_features={"enc": x},
-    ...     teacher_features={"t2": x, "t3": x})
+    ...     teacher_features={"t2": x, "t3": x},
+    ... )
     >>> term(step).item()
     0.0
     """
@@ -483,8 +510,9 @@ class OutputDistillTerm(DistillTerm):
     >>> from speechbrain_kd.losses import WeightedCleanNoiseLoss
     >>> term = OutputDistillTerm(WeightedCleanNoiseLoss(), weight=2.0)
     >>> y = torch.randn(1, 4000)
-    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.randn(4000),
-    ...                       "clean_sig": y[0]}])
+    >>> batch = PaddedBatch(
+    ...     [{"id": "a", "noisy_sig": torch.randn(4000), "clean_sig": y[0]}]
+    ... )
     >>> step = DistillStep.for_batch(batch, student_out=y, teacher_out=y)
     >>> term(step).item()
     0.0
@@ -566,10 +594,12 @@ class DistillTerms(nn.ModuleList):
     >>> from speechbrain_kd.losses import WeightedCleanNoiseLoss
     >>> terms = DistillTerms([OutputDistillTerm(WeightedCleanNoiseLoss())])
     >>> y = torch.randn(1, 800)
-    >>> batch = PaddedBatch([{"id": "a", "noisy_sig": torch.randn(800),
-    ...                       "clean_sig": y[0]}])
-    >>> values = terms(DistillStep.for_batch(batch, student_out=y,
-    ...                                      teacher_out=y))
+    >>> batch = PaddedBatch(
+    ...     [{"id": "a", "noisy_sig": torch.randn(800), "clean_sig": y[0]}]
+    ... )
+    >>> values = terms(
+    ...     DistillStep.for_batch(batch, student_out=y, teacher_out=y)
+    ... )
     >>> {name: value.item() for name, value in values.items()}
     {'output_kd': 0.0}
     """

@@ -1024,7 +1024,8 @@ class MANNER(UNetTaps, nn.Module):
         Example
         -------
         >>> MANNER(channels=12, depth=3, attention_layers=()).valid_length(
-        ...     16001)
+        ...     16001
+        ... )
         16020
         """
         for _ in range(self.depth):

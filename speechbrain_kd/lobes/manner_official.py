@@ -190,8 +190,9 @@ def is_official_checkpoint(checkpoint):
 
     Example
     -------
-    >>> is_official_checkpoint({"state_dict": {
-    ...     "manner_block.in_conv.0.weight": torch.zeros(1)}})
+    >>> is_official_checkpoint(
+    ...     {"state_dict": {"manner_block.in_conv.0.weight": torch.zeros(1)}}
+    ... )
     True
     >>> is_official_checkpoint({"in_conv.conv.weight": torch.zeros(1)})
     False
@@ -456,8 +457,11 @@ def load_official_checkpoint(checkpoint, model, stride=None):
     >>> import textwrap
     >>> from speechbrain_kd.lobes.manner import MANNER
     >>> source = MANNER(channels=12, depth=2, attention_layers=(1,))
-    >>> file = {"loss": 0.5, "state_dict": official_state_dict(source),
-    ...         "optimizer": {}}
+    >>> file = {
+    ...     "loss": 0.5,
+    ...     "state_dict": official_state_dict(source),
+    ...     "optimizer": {},
+    ... }
     >>> target = MANNER(channels=12, depth=2, attention_layers=(1,))
     >>> _ = load_official_checkpoint(file, target)
     >>> bool(torch.equal(target.out_conv.weight, source.out_conv.weight))
@@ -525,8 +529,9 @@ def official_state_dict(model):
     >>> official = official_state_dict(model)
     >>> "manner_block.decoder.0.attn_block.global_attn.w_qs.weight" in official
     True
-    >>> convert_official_state_dict(official).keys() == model.state_dict(
-    ...     ).keys()
+    >>> convert_official_state_dict(
+    ...     official
+    ... ).keys() == model.state_dict().keys()
     True
     """
     top = {ours: theirs for theirs, ours in TOP_MODULES.items()}

@@ -35,12 +35,13 @@ torch.Size([2, 100])
 """
 
 import torch
+from torch import nn
+
 from speechbrain.lobes.models.MetricGAN import (
     Learnable_sigmoid,
     xavier_init_layer,
 )
 from speechbrain.nnet.RNN import LSTM
-from torch import nn
 
 LEAKY_SLOPE = 0.3
 
@@ -170,12 +171,12 @@ class MetricDiscriminator(nn.Module):
             xavier_init_layer(
                 w_in, w_out, layer_type=nn.Conv2d, kernel_size=kernel_size
             )
-            for w_in, w_out in zip(widths[:-1], widths[1:])
+            for w_in, w_out in zip(widths[:-1], widths[1:], strict=False)
         )
         sizes = [channels[-1], *linear_sizes, n_outputs]
         self.linears = nn.ModuleList(
             xavier_init_layer(s_in, s_out)
-            for s_in, s_out in zip(sizes[:-1], sizes[1:])
+            for s_in, s_out in zip(sizes[:-1], sizes[1:], strict=False)
         )
         self.activation = nn.LeakyReLU(LEAKY_SLOPE)
         self.min_frames = len(self.convs) * (kernel_size[0] - 1) + 1

@@ -264,8 +264,10 @@ def evaluate_pairs(
     -------
     >>> rng = np.random.default_rng(0)
     >>> clean = rng.standard_normal(16000)
-    >>> pairs = [(clean, clean + 0.1 * rng.standard_normal(16000)),
-    ...          (np.zeros(16000), clean)]
+    >>> pairs = [
+    ...     (clean, clean + 0.1 * rng.standard_normal(16000)),
+    ...     (np.zeros(16000), clean),
+    ... ]
     >>> rows = evaluate_pairs(pairs, metrics=["snr"], progress=False)
     >>> [round(row["snr"]) for row in rows[:1]], rows[1]
     ([20], {'snr': nan})
@@ -292,12 +294,12 @@ def evaluate_pairs(
         if owns_pool:
             pool.close()
     rows = []
-    for name, result in zip(names, results):
+    for name, result in zip(names, results, strict=False):
         if result.ok:
             row = {m: float(result.value.get(m, math.nan)) for m in metrics}
         else:
             logger.warning("%s: metrics failed (%s)", name, result.error)
-            row = {m: math.nan for m in metrics}
+            row = dict.fromkeys(metrics, math.nan)
         if result.ok and is_failure(row):
             failed = ", ".join(m for m in metrics if math.isnan(row[m]))
             logger.info("%s: undefined metric(s): %s", name, failed)

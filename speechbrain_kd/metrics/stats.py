@@ -11,12 +11,14 @@ pass per utterance (PESQ computed once)::
         if stage != sb.Stage.TRAIN:
             self.pesq_metric = EnhancementMetricStats("pesq", n_jobs=2)
 
+
     def compute_objectives(self, predictions, batch, stage):
         ...
         if stage != sb.Stage.TRAIN:
             self.pesq_metric.append(
                 batch.id, predict=enhanced, target=clean, lengths=lens
             )
+
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         pesq = self.pesq_metric.summarize("average")
@@ -33,8 +35,8 @@ import math
 
 import numpy as np
 import torch
-from speechbrain.utils.metric_stats import MetricStats
 
+from speechbrain.utils.metric_stats import MetricStats
 from speechbrain_kd.metrics.evaluation import (
     check_metrics,
     evaluate_pair,
@@ -84,7 +86,7 @@ def _split_batch(batch, lengths, name):
             f"{len(lengths)} lengths for a batch of {len(items)} {name} items"
         )
     trimmed = []
-    for item, relative in zip(items, lengths):
+    for item, relative in zip(items, lengths, strict=False):
         total = item.shape[-1]
         keep = int(torch.round(relative * total).clamp(0, total))
         trimmed.append(item[..., :keep])
@@ -118,8 +120,12 @@ class EnhancementMetricStats(MetricStats):
     >>> clean = torch.tensor(rng.standard_normal((2, 16000)))
     >>> noisy = clean + 0.1 * torch.tensor(rng.standard_normal((2, 16000)))
     >>> stats = EnhancementMetricStats(["snr", "si_sdr"])
-    >>> stats.append(["a", "b"], predict=noisy, target=clean,
-    ...              lengths=torch.tensor([1.0, 0.5]))
+    >>> stats.append(
+    ...     ["a", "b"],
+    ...     predict=noisy,
+    ...     target=clean,
+    ...     lengths=torch.tensor([1.0, 0.5]),
+    ... )
     >>> summary = stats.summarize()
     >>> round(summary["average"]), round(summary["si_sdr"]), summary["n_failed"]
     (20, 20, 0)
@@ -196,7 +202,7 @@ class EnhancementMetricStats(MetricStats):
                 evaluate_pair, n_jobs=self.n_jobs, timeout=self.timeout
             )
         rows = evaluate_pairs(
-            list(zip(target, predict)),
+            list(zip(target, predict, strict=False)),
             sample_rate=self.sample_rate,
             metrics=self.metrics,
             progress=False,
@@ -208,7 +214,7 @@ class EnhancementMetricStats(MetricStats):
         self.ids.extend(ids)
         self.rows.extend(rows)
         self.scores.extend(row[self.metrics[0]] for row in rows)
-        for clean, enhanced in zip(target, predict):
+        for clean, enhanced in zip(target, predict, strict=False):
             self.health.append(clean, enhanced)
 
     @property
@@ -216,7 +222,7 @@ class EnhancementMetricStats(MetricStats):
         """Ids of the utterances where a requested metric failed."""
         return [
             utt_id
-            for utt_id, row in zip(self.ids, self.rows)
+            for utt_id, row in zip(self.ids, self.rows, strict=False)
             if is_failure(row, self.metrics)
         ]
 

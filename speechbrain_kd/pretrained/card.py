@@ -155,11 +155,19 @@ def model_card(
     >>> from speechbrain_kd.hyperyaml import resolved_nodes
     >>> hparams = resolved_nodes(
     ...     "model: !new:torch.nn.Conv1d {in_channels: 1, out_channels: 1, "
-    ...     "kernel_size: 1}")
+    ...     "kernel_size: 1}"
+    ... )
     >>> card = model_card(
-    ...     torch.nn.Conv1d(1, 1, 1), hparams["model"], hparams,
-    ...     pathlib.Path("run/hyperparams.yaml"), "model",
-    ...     pathlib.Path("model.ckpt"), 16000, "A clip.", rtf_seconds=0.1)
+    ...     torch.nn.Conv1d(1, 1, 1),
+    ...     hparams["model"],
+    ...     hparams,
+    ...     pathlib.Path("run/hyperparams.yaml"),
+    ...     "model",
+    ...     pathlib.Path("model.ckpt"),
+    ...     16000,
+    ...     "A clip.",
+    ...     rtf_seconds=0.1,
+    ... )
     >>> card.startswith("---\\nlicense: apache-2.0"), "- Parameters: 2" in card
     (True, True)
     """

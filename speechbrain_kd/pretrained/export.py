@@ -130,7 +130,9 @@ def export_model(
     ... )
     >>> torch.save(torch.nn.Conv1d(1, 1, 1).state_dict(), run / "model.ckpt")
     >>> out = export_model(
-    ...     run / "hyperparams.yaml", run / "model.ckpt", run / "exported",
+    ...     run / "hyperparams.yaml",
+    ...     run / "model.ckpt",
+    ...     run / "exported",
     ...     rtf_seconds=0.1,
     ... )
     >>> sorted(path.name for path in out.iterdir())  # doctest: +ELLIPSIS

@@ -3,8 +3,10 @@
 Loading a model folder (:mod:`speechbrain_kd.pretrained.folder`)::
 
     from speechbrain_kd.pretrained import KDEnhancement
-    enhancer = KDEnhancement.from_hparams(source="path/or/org-name",
-                                          savedir="pretrained/student")
+
+    enhancer = KDEnhancement.from_hparams(
+        source="path/or/org-name", savedir="pretrained/student"
+    )
     enhanced = enhancer.enhance_file("noisy.wav", "enhanced.wav")
 
 Unlike a plain SpeechBrain interface, loading is **strict**: a local
@@ -38,8 +40,8 @@ With a MANNER-S-1.5GF: 64 dB for the default 10-s chunks, 38.5 dB for
 import pathlib
 
 import torch
-from speechbrain.inference.interfaces import Pretrained
 
+from speechbrain.inference.interfaces import Pretrained
 from speechbrain_kd.audio import (
     audio_info,
     fit_length,
@@ -52,10 +54,7 @@ from speechbrain_kd.pretrained.checkpoints import (
     check_state_dict,
     looks_like_local_path,
 )
-from speechbrain_kd.pretrained.chunking import (
-    check_chunking,
-    enhance_in_chunks,
-)
+from speechbrain_kd.pretrained.chunking import check_chunking, enhance_in_chunks
 from speechbrain_kd.pretrained.folder import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
@@ -97,7 +96,9 @@ class KDEnhancement(Pretrained):
     >>> from speechbrain_kd.hyperyaml import resolved_nodes
     >>> from speechbrain_kd.lobes.manner import MANNER
     >>> from speechbrain_kd.pretrained.folder import (
-    ...     write_hyperparams, write_parameters)
+    ...     write_hyperparams,
+    ...     write_parameters,
+    ... )
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> model = MANNER(channels=6, depth=2, attention_layers=[1])
     >>> write_parameters(folder, model)
@@ -107,8 +108,10 @@ class KDEnhancement(Pretrained):
     ... )["m"]
     >>> write_hyperparams(folder, 16000, node)
     >>> enhancer = KDEnhancement.from_hparams(
-    ...     source=str(folder), savedir=str(folder / "collected"),
-    ...     run_opts={"device": "cpu"})
+    ...     source=str(folder),
+    ...     savedir=str(folder / "collected"),
+    ...     run_opts={"device": "cpu"},
+    ... )
     >>> noisy = torch.randn(2, 8000)
     >>> enhanced = enhancer.enhance_batch(noisy)
     >>> enhanced.shape

@@ -9,6 +9,7 @@ model's offline output.
 import warnings
 
 import torch
+
 from speechbrain.inference.interfaces import Pretrained
 
 
@@ -49,7 +50,8 @@ class StreamingEnhancer:
     >>> model = RTSENet(channels=6, depth=2, attention_layers=()).eval()
     >>> streamer = StreamingEnhancer(model)
     >>> x = torch.randn(50)
-    >>> a = streamer.process(x[:20]); b = streamer.process(x[20:])
+    >>> a = streamer.process(x[:20])
+    ... b = streamer.process(x[20:])
     >>> out = torch.cat([a, b, streamer.flush()])
     >>> out.shape, bool((out - model(x[None])[0]).abs().max() < 1e-5)
     (torch.Size([50]), True)

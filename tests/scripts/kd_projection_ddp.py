@@ -8,11 +8,11 @@ Run by ``tests/test_distill_contract.py`` with ``torchrun
 import os
 import sys
 
-import speechbrain as sb
 import torch
+
+import speechbrain as sb
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.epoch_loop import EpochCounter
-
 from speechbrain_kd.brains import KDBrain
 from speechbrain_kd.distill import FeatureDistillTerm, FeatureMSELoss
 from speechbrain_kd.lobes.manner import MANNER
