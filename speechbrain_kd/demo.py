@@ -250,6 +250,7 @@ def noisy_scores(test_manifest):
     from speechbrain_kd.metrics import evaluate_pairs, summarize_scores
 
     def read(path):
+        """A file as float64 samples."""
         return read_audio(path).double().numpy()
 
     entries = json.loads(pathlib.Path(test_manifest).read_text())

@@ -382,6 +382,7 @@ def _forget_memo_after_backward(module, tensor):
     owner = weakref.ref(module)
 
     def forget(grad):
+        """Drops the memo once its gradient has been used."""
         target = owner()
         if target is not None and target.__dict__.get("_memo_token") == token:
             target.__dict__.pop("_memo", None)

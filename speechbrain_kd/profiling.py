@@ -194,6 +194,7 @@ def input_shape(inputs):
     """
 
     def shape(x):
+        """The shape of ``x`` (tensors only)."""
         return list(x.shape) if isinstance(x, torch.Tensor) else None
 
     if isinstance(inputs, dict):
@@ -207,6 +208,7 @@ def _to_device(inputs, device):
     """Moves the tensors of an example input to ``device``."""
 
     def move(x):
+        """``x`` on the device (tensors only)."""
         return x.to(device) if isinstance(x, torch.Tensor) else x
 
     if isinstance(inputs, dict):

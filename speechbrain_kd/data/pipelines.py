@@ -114,8 +114,7 @@ def dataio_prep(
     >>> len(sets["train"]), sets["train"][3]["id"]
     (4, 'utt1@3')
     >>> import shutil
-    ...
-    ... shutil.rmtree(root)
+    >>> shutil.rmtree(root)
     """
     sample_rate = int(sample_rate)
     segment = _seconds_to_samples(segment_seconds, sample_rate)
@@ -286,6 +285,7 @@ def _random_crop_pipeline(segment, sample_rate):
     @takes("noisy_wav", "clean_wav")
     @provides("noisy_sig", "clean_sig")
     def crop(noisy_wav, clean_wav):
+        """A random crop of the same span of both files."""
         with _open_checked(noisy_wav, sample_rate) as noisy:
             with _open_checked(clean_wav, sample_rate) as clean:
                 frames = min(noisy.frames, clean.frames)
@@ -307,6 +307,7 @@ def _span_pipeline(sample_rate):
     @takes("noisy_wav", "clean_wav", "start", "stop")
     @provides("noisy_sig", "clean_sig")
     def span(noisy_wav, clean_wav, start, stop):
+        """The segment ``[start, stop)`` of both files."""
         yield read_mono(noisy_wav, sample_rate, start, stop)
         yield read_mono(clean_wav, sample_rate, start, stop)
 
@@ -319,6 +320,7 @@ def _whole_pipeline(sample_rate):
     @takes("noisy_wav", "clean_wav")
     @provides("noisy_sig", "clean_sig")
     def whole(noisy_wav, clean_wav):
+        """Both files, whole."""
         yield read_mono(noisy_wav, sample_rate)
         yield read_mono(clean_wav, sample_rate)
 

@@ -159,8 +159,7 @@ def prepare_valentini(
     >>> prepare_valentini(data, os.path.join(root, "prep")) == out
     True
     >>> import shutil
-    ...
-    ... shutil.rmtree(root)
+    >>> shutil.rmtree(root)
     """
     save_folder = os.path.abspath(os.fspath(save_folder))
     if skip_prep:
@@ -295,6 +294,7 @@ def _find_sources(data_folder):
     """
 
     def candidates(kind):
+        """Folder names a split of ``kind`` may have."""
         variants = TRAIN_VARIANTS if kind == "trainset" else (None,)
         for variant in variants:
             for layout, suffix in LAYOUTS:
@@ -306,6 +306,7 @@ def _find_sources(data_folder):
                 )
 
     def isdir(name):
+        """Whether ``name`` is a folder of the dataset."""
         return os.path.isdir(os.path.join(data_folder, name))
 
     sources = {}

@@ -315,6 +315,7 @@ class ATLoss(nn.Module):
         )
 
     def extra_repr(self):
+        """The module's settings, for ``print``."""
         return (
             f"p={self.p}, distance={self.distance!r}, "
             f"common_length={self.common_length!r}, "

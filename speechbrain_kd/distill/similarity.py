@@ -328,6 +328,7 @@ class SimilarityLoss(nn.Module):
         )
 
     def extra_repr(self):
+        """The module's settings, for ``print``."""
         return (
             f"common_frames={self.common_frames!r}, "
             f"distance={self.distance!r}, pooling={self.pooling!r}"

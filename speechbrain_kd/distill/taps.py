@@ -129,11 +129,13 @@ class FeatureTaps:
         if self.detach:
 
             def hook(module, inputs, output):
+                """Stores the module's output under its tap name."""
                 features[name] = _detach(output)
 
         else:
 
             def hook(module, inputs, output):
+                """Stores the module's output under its tap name."""
                 features[name] = output
 
         return hook
@@ -162,8 +164,8 @@ class FeatureTaps:
         >>> net = nn.Linear(2, 2)
         >>> taps = FeatureTaps(net, [""])
         >>> _ = net(torch.ones(1, 2))
-        ... taps.clear()
-        ... len(taps)
+        >>> taps.clear()
+        >>> len(taps)
         0
         """
         self.features.clear()
@@ -176,8 +178,8 @@ class FeatureTaps:
         >>> net = nn.Linear(2, 2)
         >>> taps = FeatureTaps(net, [""])
         >>> taps.remove()
-        ... _ = net(torch.ones(1, 2))
-        ... len(taps)
+        >>> _ = net(torch.ones(1, 2))
+        >>> len(taps)
         0
         """
         for handle in self._handles:

@@ -332,6 +332,7 @@ class DistillTerm(nn.Module):
         return self.weight * values
 
     def extra_repr(self):
+        """The module's settings, for ``print``."""
         return f"name={self.name!r}, weight={self.weight}"
 
 
@@ -472,6 +473,7 @@ class FeatureDistillTerm(DistillTerm):
         return torch.as_tensor(total)
 
     def extra_repr(self):
+        """The module's settings, for ``print``."""
         return (
             f"name={self.name!r}, weight={self.weight}, pairs={len(self.pairs)}"
         )
@@ -573,6 +575,7 @@ class OutputDistillTerm(DistillTerm):
         return torch.as_tensor(value)
 
     def extra_repr(self):
+        """The module's settings, for ``print``."""
         return f"name={self.name!r}, weight={self.weight}, target={self.target}"
 
 

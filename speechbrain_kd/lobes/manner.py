@@ -251,9 +251,9 @@ class ResidualConformer(nn.Module):
 
 
 class MaskGate(nn.Module):
-    """Gated mask ``relu(conv_out(tanh(conv_tanh(x)) * sigmoid(...)))``.
+    """Gated mask ``relu(conv_out(tanh(conv_tanh(x)) * s))``.
 
-    ``sigmoid(...)`` is ``sigmoid(conv_sigmoid(x))``; the three 1x1
+    ``s`` is ``sigmoid(conv_sigmoid(x))``; the three 1x1
     convolutions have biases, ``channels -> channels``.
 
     Arguments

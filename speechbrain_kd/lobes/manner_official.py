@@ -313,6 +313,7 @@ def preset_for_official_state_dict(state_dict, stride=4):
     depth = _official_depth(bare)
 
     def shape(key):
+        """The shape of an official parameter, or a clear error."""
         if key not in bare:
             raise ValueError(f"official MANNER state dict lacks {key!r}")
         return tuple(bare[key].shape)

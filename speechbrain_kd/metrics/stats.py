@@ -5,23 +5,16 @@
 SpeechBrain's enhancement recipes. It scores with the safe path of this
 package (PESQ failures are NaN and counted, parallel workers time out
 instead of retrying forever), and it can score several metrics in one
-pass per utterance (PESQ computed once)::
+pass per utterance (PESQ computed once). In a Brain's hooks::
 
-    def on_stage_start(self, stage, epoch=None):
-        if stage != sb.Stage.TRAIN:
-            self.pesq_metric = EnhancementMetricStats("pesq", n_jobs=2)
-
-
-    def compute_objectives(self, predictions, batch, stage):
-        ...
-        if stage != sb.Stage.TRAIN:
-            self.pesq_metric.append(
-                batch.id, predict=enhanced, target=clean, lengths=lens
-            )
-
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        pesq = self.pesq_metric.summarize("average")
+    # on_stage_start, for validation and test
+    self.pesq_metric = EnhancementMetricStats("pesq", n_jobs=2)
+    # compute_objectives, outside training
+    self.pesq_metric.append(
+        batch.id, predict=enhanced, target=clean, lengths=lens
+    )
+    # on_stage_end
+    pesq = self.pesq_metric.summarize("average")
 
 With ``n_jobs > 1`` the worker processes start at the first ``append``,
 are reused by every later one, and stop at ``summarize``, ``clear``,

@@ -264,6 +264,7 @@ def write_hyperparams(
     from speechbrain_kd.hyperyaml import plain_node, yaml_text
 
     def ref():
+        """A fresh ``!ref`` to the module key."""
         # One node per use: a shared node would be written as an anchor.
         return TaggedScalar(value=f"<{MODULE_KEY}>", tag="!ref")
 

@@ -51,7 +51,7 @@ class StreamingEnhancer:
     >>> streamer = StreamingEnhancer(model)
     >>> x = torch.randn(50)
     >>> a = streamer.process(x[:20])
-    ... b = streamer.process(x[20:])
+    >>> b = streamer.process(x[20:])
     >>> out = torch.cat([a, b, streamer.flush()])
     >>> out.shape, bool((out - model(x[None])[0]).abs().max() < 1e-5)
     (torch.Size([50]), True)
