@@ -19,6 +19,7 @@ enhance_model: !new:torch.nn.Linear [4, 2]
 
 import importlib
 import io
+import pathlib
 
 import torch
 
@@ -415,3 +416,81 @@ def describe_module_node(node):
     else:
         kwargs = {}
     return class_path, kwargs
+
+
+#: Top-level key of a yaml that holds only what it changes in another.
+EXTENDS = "extends"
+
+
+def recipe_source(hparams_file, overrides=""):
+    r"""The yaml file and overrides that a recipe yaml stands for.
+
+    A yaml whose top-level ``extends`` names another yaml (relative to its
+    own folder) holds only what it changes (an ablation): it stands for
+    that yaml with its other keys as overrides, then ``overrides`` (the
+    command line's) on top. Every key it sets must exist in the base.
+    Other yamls stand for themselves.
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+        The recipe yaml.
+    overrides : str or dict
+        Command-line overrides (yaml text, as ``sb.parse_arguments``
+        returns them).
+
+    Returns
+    -------
+    tuple
+        ``(yaml_file, overrides)`` to load (and to save with the run).
+
+    Raises
+    ------
+    ValueError
+        If the base does not exist or lacks a key the yaml sets (naming
+        the file, the key and the base).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "base.yaml").write_text("a: 1\nb: 2\n")
+    >>> _ = (folder / "abl.yaml").write_text("extends: base.yaml\nb: 3\n")
+    >>> path, text = recipe_source(folder / "abl.yaml", "a: 5")
+    >>> from hyperpyyaml import load_hyperpyyaml
+    >>> path.name, load_hyperpyyaml(open(path), text)
+    ('base.yaml', {'a': 5, 'b': 3})
+    """
+    import ruamel.yaml
+
+    yaml = ruamel.yaml.YAML()
+    hparams_file = pathlib.Path(hparams_file)
+    with open(hparams_file, encoding="utf-8") as fin:
+        document = yaml.load(fin)
+    if not isinstance(document, dict) or EXTENDS not in document:
+        return hparams_file, overrides
+    changes = dict(document)
+    base = (hparams_file.parent / str(changes.pop(EXTENDS))).resolve()
+    if not base.is_file():
+        raise ValueError(
+            f"{hparams_file}: {EXTENDS}: {document[EXTENDS]} does not exist "
+            f"(looked for {base})"
+        )
+    base, base_overrides = recipe_source(base)
+    with open(base, encoding="utf-8") as fin:
+        base_keys = set(yaml.load(fin) or {})
+    unknown = [key for key in changes if key not in base_keys]
+    if unknown:
+        raise ValueError(
+            f"{hparams_file} sets {unknown}, which {base} does not have "
+            "(a yaml with 'extends' may only change keys of its base)"
+        )
+    merged = yaml.load(base_overrides) if base_overrides else {}
+    merged = dict(merged or {})
+    merged.update(changes)
+    if isinstance(overrides, str):
+        overrides = yaml.load(overrides) if overrides.strip() else {}
+    merged.update(overrides or {})
+    stream = io.StringIO()
+    yaml.dump(merged, stream)
+    return base, stream.getvalue()

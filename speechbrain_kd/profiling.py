@@ -54,7 +54,7 @@ import warnings
 
 import torch
 
-from speechbrain_kd.hyperyaml import find_module
+from speechbrain_kd.hyperyaml import find_module, recipe_source
 
 FLOPS_CONVENTION = "FLOPs = 2 x MACs"
 PEAK_MEMORY_METHOD = {
@@ -649,10 +649,11 @@ def _fill_placeholders(text, overrides):
     >>> _fill_placeholders("data: !PLACEHOLDER\\nx: 1\\n", {"x": 2})
     {'data': 'unused', 'x': 2}
     """
-    import yaml
+    import ruamel.yaml
 
     if isinstance(overrides, str):
-        overrides = yaml.safe_load(overrides) or {}
+        # Round-trip loading keeps the tags of an ablation's changes.
+        overrides = ruamel.yaml.YAML().load(overrides) or {}
     filled = dict.fromkeys(
         re.findall(r"^(\w+):\s*!PLACEHOLDER", text, re.MULTILINE), "unused"
     )
@@ -703,9 +704,11 @@ def load_module_from_hparams(yaml_path, key="model", overrides=None):
     path = pathlib.Path(yaml_path)
     if not path.is_file():
         raise FileNotFoundError(f"hparams file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    overrides = _fill_placeholders(text, overrides)
-    hparams = load_hyperpyyaml(text, overrides)
+    # An ``extends`` yaml (an ablation) stands for its base with changes.
+    base, overrides = recipe_source(path, overrides or "")
+    overrides = _fill_placeholders(base.read_text(encoding="utf-8"), overrides)
+    with open(base, encoding="utf-8") as stream:
+        hparams = load_hyperpyyaml(stream, overrides)
     if not isinstance(hparams, dict):
         raise ValueError(f"{path} does not hold a mapping of keys")
     return find_module(hparams, key, path)

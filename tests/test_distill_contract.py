@@ -252,16 +252,16 @@ def test_sample_weights_weigh_per_utterance_terms():
     )
     batch = PaddedBatch(items(2))
     step = brain.compute_forward(batch, sb.Stage.TRAIN)
-    loss = brain.compute_objectives(step, batch, sb.Stage.TRAIN)
-    out, teacher_out = step.student_out, step.teacher_out
+    loss = brain.compute_objectives(step, batch, sb.Stage.TRAIN).detach()
+    out, teacher_out = step.student_out.detach(), step.teacher_out
     soft_values = (out - teacher_out).pow(2).mean(-1)
     hard_values = (out - batch.clean_sig.data).pow(2).mean(-1)
     expected_soft = (soft_values * torch.tensor([0.25, 1.0])).mean()
     expected_hard = (hard_values * torch.tensor([0.75, 0.0])).mean()
     logged = brain.term_averages()
-    assert logged["loss_soft"] == pytest.approx(float(expected_soft), rel=1e-6)
-    assert logged["loss_hard"] == pytest.approx(float(expected_hard), rel=1e-6)
-    assert float(loss) == pytest.approx(
+    assert logged["loss_soft"] == pytest.approx(expected_soft.item(), rel=1e-6)
+    assert logged["loss_hard"] == pytest.approx(expected_hard.item(), rel=1e-6)
+    assert loss.item() == pytest.approx(
         float(expected_soft + expected_hard), rel=1e-6
     )
 

@@ -139,3 +139,15 @@ def test_single_view_taps_exist_in_student_and_teacher():
         "loss_single_view_at",
         "loss_supervised",
     ]
+
+
+def test_profile_loads_an_ablation_as_its_base():
+    from speechbrain_kd.profiling import (
+        count_parameters,
+        load_module_from_hparams,
+    )
+
+    ablation = load_module_from_hparams(HPARAMS / "single_view_at.yaml")
+    base = load_module_from_hparams(HPARAMS / "mvat.yaml")
+    assert count_parameters(ablation) == count_parameters(base)
+    assert count_parameters(base)["total"] == 257_785
