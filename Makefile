@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint clean
+.PHONY: install test test-fast test-slow demo lint clean
 
 install: $(STAMP)
 
@@ -16,6 +16,14 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The two tiers of `make test`: unit tests and doctests (under a minute),
+# then recipe runs and the other slow checks.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 demo: install
 	$(BIN)/speechbrain-kd demo

@@ -68,3 +68,67 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+#: Modules whose tests run recipe scripts or share a trained, exported
+#: model: all in the second tier.
+RECIPE_MODULES = {
+    "test_export.py",
+    "test_recipes.py",
+    "test_okd_recipes.py",
+    "test_cnnc_recipes.py",
+    "test_recipe_rows.py",
+    "test_folder_mix.py",
+}
+
+#: Other tests of the second tier: those that took 0.85 s or more each on a
+#: 2-core machine (``pytest -m "not slow" --durations=40``): trainings,
+#: subprocesses, real-audio and golden reference checks.
+SLOW_TESTS = {
+    "tests/test_evaluate_cli.py::test_silent_and_short_files_are_counted_failures",
+    "tests/test_brains.py::test_truncated_optimizer_file_is_set_aside",
+    "tests/test_synthetic.py::test_durations_and_levels",
+    "tests/test_brains.py::test_kd_brain_loss_terms_logged_and_summed",
+    "tests/test_brains.py::test_kd_brain_teacher_frozen_outside_optimizer",
+    "tests/test_brains.py::test_load_teacher_from_ckpt_and_export_folders",
+    "tests/test_brains.py::test_load_teacher_wrong_architecture_lists_keys",
+    "tests/test_composite.py::test_matches_matlab_reference",
+    "tests/test_distill_contract.py::test_ddp_keeps_the_projection_equal_on_every_process",
+    "tests/test_distill_contract.py::test_learnable_projection_trains_resumes_and_is_not_exported",
+    "tests/test_distill_contract.py::test_readme_hint_term_runs_between_the_presets",
+    "tests/test_evaluate_cli.py::test_25_pairs_table_json_csv",
+    "tests/test_evaluate_cli.py::test_console_script_end_to_end",
+    "tests/test_export.py::test_export_from_ckpt_folder_and_file",
+    "tests/test_export.py::test_exported_model_loads_offline_and_matches_training_model",
+    "tests/test_export.py::test_official_manner_checkpoint_exports_and_enhances_as_official",
+    "tests/test_inference.py::test_chunked_matches_unchunked",
+    "tests/test_inference.py::test_chunked_memory_is_bounded",
+    "tests/test_inference.py::test_enhance_streaming_cli_equals_offline",
+    "tests/test_kd_collapse.py::test_every_initialisation_starts_with_the_speech_sign",
+    "tests/test_kd_collapse.py::test_output_kd_student_learns_like_the_student_without_kd",
+    "tests/test_manner.py::test_preset_parameter_counts_exact",
+    "tests/test_manner_golden.py::test_known_presets_are_the_preset_yamls",
+    "tests/test_manner_golden.py::test_training_checkpoint_file_format",
+    "tests/test_metrics.py::test_hanging_crashing_and_raising_tasks_fail_without_hanging",
+    "tests/test_metrics.py::test_safe_pool_reports_reasons_and_is_reusable",
+    "tests/test_metrics.py::test_vbd_reference_pesq_and_stoi",
+    "tests/test_mvat_yamls.py::test_each_recipe_computes_the_terms_of_its_table_3_row",
+    "tests/test_mvat_yamls.py::test_profile_loads_an_ablation_as_its_base",
+    "tests/test_pretrained.py::test_inference_interface_imports_no_training_code",
+    "tests/test_pretrained.py::test_loading_and_running_a_student_imports_no_training_code",
+    "tests/test_synthetic.py::test_determinism",
+    "tests/test_synthetic.py::test_layout",
+    "tests/test_synthetic.py::test_pesq_computable",
+    "tests/test_synthetic.py::test_rerun_overwrites_cleanly",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the second tier ``slow``: every test of
+    :data:`RECIPE_MODULES` and :data:`SLOW_TESTS`. ``pytest -m "not slow"``
+    (``make test-fast``) runs the rest, unit tests and doctests, in under a
+    minute; ``make test`` runs both tiers."""
+    for item in items:
+        name = item.nodeid.split("[")[0]
+        if item.path.name in RECIPE_MODULES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
