@@ -59,6 +59,45 @@ def upstream():
     )
 
 
+@pytest.fixture(scope="session")
+def mini_valentini(tmp_path_factory):
+    """A tiny generated VoiceBank-DEMAND in the official 48 kHz layout,
+    shared by the recipe tests."""
+    from speechbrain_kd.data.synthetic import make_mini_valentini
+
+    folder = tmp_path_factory.mktemp("mini_valentini")
+    make_mini_valentini(folder, n_train=6, n_test=2, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_manner_teacher(mini_valentini, tmp_path_factory):
+    """The ``manner_teacher.yaml`` row of ``recipes/recipes.csv`` run with
+    its own debug flags plus ``--debug_persistently`` (so distillation
+    runs can load it): ``<folder>/run`` and ``<folder>/prepared``."""
+    import subprocess
+
+    from recipe_rows import REPO, debug_command, recipe_rows
+
+    row = next(
+        r
+        for r in recipe_rows()
+        if r["Hparam_file"].endswith("manner_teacher.yaml")
+    )
+    out = tmp_path_factory.mktemp("manner_teacher")
+    command = debug_command(row, data=mini_valentini, out=out)
+    result = subprocess.run(
+        [*command, "--debug_persistently"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out
+
+
 @pytest.fixture
 def one_thread():
     """Runs a test on one torch thread (stable timings and results)."""

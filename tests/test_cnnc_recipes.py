@@ -15,8 +15,6 @@ import sys
 
 import pytest
 
-from speechbrain_kd.data.synthetic import make_mini_valentini
-
 pytest.importorskip(
     "speechbrain_kd.lobes.rt_senet",
     reason="the RT-SENet lobe (speechbrain_kd/lobes/rt_senet.py) is missing",
@@ -57,11 +55,9 @@ def run_recipe(script, hparams, *args):
 
 
 @pytest.fixture(scope="module")
-def data_folder(tmp_path_factory):
-    """A tiny generated dataset in the official 48 kHz layout."""
-    folder = tmp_path_factory.mktemp("mini_valentini_cnnc")
-    make_mini_valentini(folder, n_train=6, n_test=2, seed=0)
-    return folder
+def data_folder(mini_valentini):
+    """The shared tiny dataset in the official 48 kHz layout."""
+    return mini_valentini
 
 
 def train_teacher(hparams, data_folder, out):
@@ -85,10 +81,9 @@ def train_teacher(hparams, data_folder, out):
 
 
 @pytest.fixture(scope="module")
-def manner_teacher(data_folder, tmp_path_factory):
+def manner_teacher(tiny_manner_teacher):
     """A tiny trained MANNER teacher (``hparams/manner_teacher.yaml``)."""
-    out = tmp_path_factory.mktemp("manner_teacher")
-    return train_teacher("manner_teacher.yaml", data_folder, out)
+    return tiny_manner_teacher
 
 
 @pytest.fixture(scope="module")

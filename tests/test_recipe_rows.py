@@ -13,8 +13,6 @@ import pytest
 from hyperpyyaml import load_hyperpyyaml
 from recipe_rows import REPO, debug_command, expected_files, recipe_rows
 
-from speechbrain_kd.data.synthetic import make_mini_valentini
-
 ROWS = {row["Hparam_file"]: row for row in recipe_rows()}
 
 
@@ -35,14 +33,11 @@ def run_row(row, **paths):
 
 
 @pytest.fixture(scope="module")
-def paths(tmp_path_factory):
-    data = tmp_path_factory.mktemp("rows_data")
-    make_mini_valentini(data, n_train=6, n_test=2, seed=0)
-    teacher = tmp_path_factory.mktemp("rows_teacher")
-    row = dict(ROWS["hparams/manner_teacher.yaml"])
-    row["test_debug_flags"] += " --debug_persistently"
-    run_row(row, data=data, out=teacher)
-    return {"data": data, "manner_teacher": teacher / "run"}
+def paths(mini_valentini, tiny_manner_teacher):
+    return {
+        "data": mini_valentini,
+        "manner_teacher": tiny_manner_teacher / "run",
+    }
 
 
 @pytest.mark.parametrize(

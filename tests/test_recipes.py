@@ -17,7 +17,6 @@ import types
 import pytest
 
 from speechbrain_kd.brains.checkpoints import is_complete
-from speechbrain_kd.data.synthetic import make_mini_valentini
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes" / "Valentini"
@@ -41,11 +40,9 @@ FAST = ["--metric_jobs=1", "--num_workers=0", "--segment_seconds=1.0"]
 
 
 @pytest.fixture(scope="module")
-def data_folder(tmp_path_factory):
-    """A tiny generated dataset in the official 48 kHz layout."""
-    folder = tmp_path_factory.mktemp("mini_valentini")
-    make_mini_valentini(folder, n_train=6, n_test=2, seed=0)
-    return folder
+def data_folder(mini_valentini):
+    """The shared tiny dataset in the official 48 kHz layout."""
+    return mini_valentini
 
 
 def run_recipe(script, hparams, *args, env=None, check=True):
@@ -67,26 +64,11 @@ def run_recipe(script, hparams, *args, env=None, check=True):
 
 
 @pytest.fixture(scope="module")
-def teacher_run(data_folder, tmp_path_factory):
-    """``train_teacher.py --debug`` with a tiny MANNER teacher.
-
-    ``--debug_persistently`` keeps the checkpoints in the output folder
-    (plain ``--debug`` sends them to a temporary folder), because the
-    distillation runs load this teacher from there.
-    """
-    out = tmp_path_factory.mktemp("teacher")
-    run_recipe(
-        "train_teacher.py",
-        "manner_teacher.yaml",
-        "--debug",
-        "--debug_persistently",
-        f"--data_folder={data_folder}",
-        f"--prepare_folder={out / 'prepared'}",
-        f"--output_folder={out / 'run'}",
-        *TINY_TEACHER,
-        *FAST,
-    )
-    return out
+def teacher_run(tiny_manner_teacher):
+    """``train_teacher.py --debug --debug_persistently``, tiny MANNER
+    teacher (the csv row; its checkpoints stay in the output folder, where
+    the distillation runs load it from)."""
+    return tiny_manner_teacher
 
 
 def test_teacher_run_writes_checkpoint_and_test_report(teacher_run):
