@@ -13,6 +13,7 @@ Example
 True
 """
 
+import atexit
 import sys
 
 from hyperpyyaml import load_hyperpyyaml
@@ -49,6 +50,14 @@ def load_hparams_file(hparams_file, overrides=None):
         return load_hyperpyyaml(fin, text)
 
 
+def _destroy_process_group():
+    """Destroys the default process group, if any (run at exit)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def load_recipe(argv):
     """Parses the command line and loads the hyperparameters.
 
@@ -69,6 +78,9 @@ def load_recipe(argv):
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
+    # Torn down before interpreter shutdown: a process group left to the
+    # C++ destructors can abort the process at exit (seen with gloo).
+    atexit.register(_destroy_process_group)
     hparams_file, overrides = recipe_source(hparams_file, overrides)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
