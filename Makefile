@@ -29,7 +29,6 @@ demo: install
 	$(BIN)/speechbrain-kd demo
 
 lint: install
-	$(BIN)/pip install -q ruff yamllint
 	$(BIN)/ruff check speechbrain_kd recipes tests benchmarks
 	$(BIN)/yamllint -c .yamllint hparams
 

@@ -81,7 +81,7 @@ def test_speechbrain_ruff_settings(upstream, tmp_path):
     )
     ruff = pathlib.Path(sys.executable).parent / "ruff"
     if not ruff.exists():
-        pytest.fail("ruff is not installed in the venv: make lint installs it")
+        pytest.fail("ruff is not installed: make install (the test extra) does")
     result = subprocess.run(
         [
             str(ruff),
@@ -103,7 +103,7 @@ def test_speechbrain_ruff_settings(upstream, tmp_path):
 def test_speechbrain_yamllint_settings(upstream):
     yamllint = pathlib.Path(sys.executable).parent / "yamllint"
     if not yamllint.exists():
-        pytest.fail("yamllint is not installed in the venv: make lint does")
+        pytest.fail("yamllint is not installed: make install does")
     result = subprocess.run(
         [
             str(yamllint),
