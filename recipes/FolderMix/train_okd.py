@@ -42,6 +42,7 @@ def make_brain(hparams, run_opts):
     OKDMetricGANBrain
         The Brain.
     """
+    critic_eval = hparams["critic_eval_in_generator_phase"]
     return OKDMetricGANBrain(
         modules=hparams["modules"],
         hparams={
@@ -53,9 +54,7 @@ def make_brain(hparams, run_opts):
             "historical_fraction": hparams["historical_fraction"],
             "historical_folder": hparams["historical_folder"],
             "generator_start_epoch": hparams["generator_start_epoch"],
-            "critic_eval_in_generator_phase": hparams.get(
-                "critic_eval_in_generator_phase", False
-            ),
+            "critic_eval_in_generator_phase": critic_eval,
             "seed": hparams["seed"],
             "sample_rate": hparams["sample_rate"],
             "epoch_counter": hparams["epoch_counter"],
