@@ -71,31 +71,67 @@ def mini_valentini(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_manner_teacher(mini_valentini, tmp_path_factory):
-    """The ``manner_teacher.yaml`` row of ``recipes/recipes.csv`` run with
-    its own debug flags plus ``--debug_persistently`` (so distillation
-    runs can load it): ``<folder>/run`` and ``<folder>/prepared``."""
-    import subprocess
+def silent_valentini(tmp_path_factory):
+    """A mini VoiceBank-DEMAND whose training utterance ``p226_001`` and
+    test utterance ``p232_001`` are digital silence (PESQ fails on them;
+    the MetricGAN-OKD runs must go on)."""
+    from recipe_rows import make_silent_valentini
 
-    from recipe_rows import REPO, debug_command, recipe_rows
+    return make_silent_valentini(tmp_path_factory.mktemp("silent_valentini"))
 
-    row = next(
-        r
-        for r in recipe_rows()
-        if r["Hparam_file"].endswith("manner_teacher.yaml")
-    )
-    out = tmp_path_factory.mktemp("manner_teacher")
-    command = debug_command(row, data=mini_valentini, out=out)
-    result = subprocess.run(
-        [*command, "--debug_persistently"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return out
+
+@pytest.fixture(scope="session")
+def folder_mix_folders(tmp_path_factory):
+    """``clean/`` and ``noise/`` folders for FolderMix recipes."""
+    from recipe_rows import make_folder_mix_folders
+
+    return make_folder_mix_folders(tmp_path_factory.mktemp("folder_mix"))
+
+
+@pytest.fixture(scope="session")
+def recipe_runs(request, tmp_path_factory):
+    """The debug runs of ``recipes/recipes.csv``: ``recipe_runs(hparams)``
+    runs the row of that yaml once per session with its own
+    ``test_debug_flags`` (teacher rows first, when a row names one) and
+    returns its :class:`recipe_rows.RowRun`. The rows of the selected
+    ``row``-parametrised tests are queued when the session starts and run
+    two at a time in the background."""
+    from recipe_rows import RecipeRuns
+
+    def folder(placeholder):
+        fixture = {
+            "data": "mini_valentini",
+            "silent_data": "silent_valentini",
+            "clean": "folder_mix_folders",
+            "noise": "folder_mix_folders",
+        }[placeholder]
+        value = request.getfixturevalue(fixture)
+        return value / placeholder if fixture == "folder_mix_folders" else value
+
+    runs = RecipeRuns(tmp_path_factory, folder)
+    runs.prefetch(request.config.stash.get(ROW_RUNS, []))
+    yield runs
+    runs.close()
+
+
+@pytest.fixture(scope="session")
+def run_script(tmp_path_factory):
+    """``run_script([python, script, args...])``: a recipe command run as
+    ``subprocess.run(..., capture_output=True, text=True)`` would, in a
+    fork of an interpreter that has imported torch and SpeechBrain once
+    (:class:`recipe_rows.ScriptRunner`)."""
+    from recipe_rows import ScriptRunner
+
+    runner = ScriptRunner(tmp_path_factory.mktemp("script_runs"))
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_manner_teacher(recipe_runs):
+    """The ``manner_teacher.yaml`` row run (its checkpoints kept, so
+    distillation runs load it): ``<folder>/run`` and ``<folder>/prepared``."""
+    return recipe_runs("hparams/manner_teacher.yaml").out
 
 
 @pytest.fixture
@@ -109,13 +145,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+#: The csv rows that the collected tests run (``recipe_runs`` queues them).
+ROW_RUNS = pytest.StashKey[list]()
+
 #: Modules whose tests run recipe scripts or share a trained, exported
 #: model: all in the second tier.
 RECIPE_MODULES = {
     "test_export.py",
     "test_recipes.py",
     "test_okd_recipes.py",
-    "test_cnnc_recipes.py",
     "test_recipe_rows.py",
     "test_folder_mix.py",
 }
@@ -171,3 +209,23 @@ def pytest_collection_modifyitems(config, items):
         name = item.nodeid.split("[")[0]
         if item.path.name in RECIPE_MODULES or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session):
+    """Notes the csv rows of the selected ``row``-parametrised tests (after
+    ``-m`` / ``-k`` deselection), for :func:`start_row_runs`."""
+    rows = []
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        row = callspec.params.get("row") if callspec else None
+        if isinstance(row, dict) and row["Hparam_file"] not in rows:
+            rows.append(row["Hparam_file"])
+    session.config.stash[ROW_RUNS] = rows
+
+
+@pytest.fixture(scope="session", autouse=True)
+def start_row_runs(request):
+    """Starts the selected rows' debug runs in the background with the
+    session, so they overlap the in-process tests."""
+    if request.config.stash.get(ROW_RUNS, []):
+        request.getfixturevalue("recipe_runs")

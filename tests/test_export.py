@@ -7,15 +7,12 @@ that the loaded model computes what the trained one does.
 
 import json
 import pathlib
-import subprocess
-import sys
 
 import pytest
 import soundfile
 import torch
 
 from speechbrain_kd.cli import main
-from speechbrain_kd.data.synthetic import make_mini_valentini
 from speechbrain_kd.lobes.manner import MANNER
 from speechbrain_kd.pretrained import KDEnhancement, export_model
 from speechbrain_kd.pretrained.checkpoints import find_checkpoint_file
@@ -23,32 +20,12 @@ from speechbrain_kd.pretrained.folder import EXPORTED_FILES
 from speechbrain_kd.profiling import load_module_from_hparams
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY_STUDENT = ["--channels=6", "--depth=3", "--attention_layers=[2]"]
-FAST = ["--metric_jobs=1", "--num_workers=0", "--segment_seconds=1.0"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny ``train_teacher.py hparams/manner_baseline.yaml`` debug run."""
-    root = tmp_path_factory.mktemp("export_run")
-    make_mini_valentini(root / "data", n_train=6, n_test=2, seed=0)
-    command = [
-        sys.executable,
-        str(REPO / "recipes" / "Valentini" / "train_teacher.py"),
-        str(REPO / "hparams" / "manner_baseline.yaml"),
-        "--debug",
-        "--debug_persistently",
-        f"--data_folder={root / 'data'}",
-        f"--prepare_folder={root / 'prepared'}",
-        f"--output_folder={root / 'run'}",
-        *TINY_STUDENT,
-        *FAST,
-    ]
-    result = subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return root / "run"
+def run(recipe_runs):
+    """The ``manner_baseline.yaml`` row's debug run (a tiny student)."""
+    return recipe_runs("hparams/manner_baseline.yaml").run
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ enhancement recipe that trains MetricGAN-OKD on them."""
 
 import json
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
@@ -16,25 +15,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
+def folders(folder_mix_folders):
     """10 clean 'sentences' at 22.05 kHz (one in a sub-folder) and two
     noise recordings at 16 kHz (one stereo)."""
-    root = tmp_path_factory.mktemp("folder_mix")
-    rng = np.random.default_rng(0)
-    t = np.arange(22050) / 22050
-    for i in range(10):
-        sentence = 0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t)
-        sentence *= np.sin(np.pi * 3 * t) ** 2  # syllable-like envelope
-        folder = root / "clean" / ("more" if i == 9 else "")
-        folder.mkdir(parents=True, exist_ok=True)
-        sf.write(folder / f"h{i:02d}.flac", sentence, 22050)
-    (root / "noise").mkdir()
-    sf.write(
-        root / "noise" / "white.wav", 0.1 * rng.standard_normal(48000), 16000
-    )
-    stereo = 0.05 * rng.standard_normal((32000, 2))
-    sf.write(root / "noise" / "car.wav", stereo, 16000)
-    return root
+    return folder_mix_folders
 
 
 def load(path):
@@ -126,36 +110,17 @@ def test_bad_folders_and_options_are_named(folders, tmp_path):
         )
 
 
-def test_listening_enhancement_recipe_debug_run(folders, tmp_path):
-    command = [
-        sys.executable,
-        str(REPO / "recipes" / "FolderMix" / "train_okd.py"),
-        str(REPO / "hparams" / "okd_listening.yaml"),
-        "--debug",
-        f"--clean_folder={folders / 'clean'}",
-        f"--noise_folder={folders / 'noise'}",
-        f"--prepare_folder={tmp_path / 'mix'}",
-        f"--output_folder={tmp_path / 'run'}",
-        "--hidden_size=8",
-        "--linear_size=8",
-        "--discriminator_channels=[2, 2, 2, 2]",
-        "--metric_jobs=2",
-        "--utterances_per_epoch=4",
-    ]
-    result = subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    run = tmp_path / "run"
+def test_listening_enhancement_recipe_debug_run(recipe_runs):
+    done = recipe_runs("hparams/okd_listening.yaml")
     for metric in ("pesq", "csig"):
-        summary = load(run / f"test_summary_generator_{metric}.json")
+        summary = load(done.run / f"test_summary_generator_{metric}.json")
         assert summary["n_items"] == 2
-    assert (run / "historical" / "epoch_0002" / "index.json").is_file()
-    train = load(tmp_path / "mix" / "train.json")
+    assert (done.run / "historical" / "epoch_0002" / "index.json").is_file()
+    train = load(done.out / "prepared" / "train.json")
     assert all(-11 <= e["snr"] <= -3 for e in train.values())
 
 
-def test_missing_clean_folder_is_a_clear_error(folders, tmp_path):
+def test_missing_clean_folder_is_a_clear_error(run_script, folders, tmp_path):
     command = [
         sys.executable,
         str(REPO / "recipes" / "FolderMix" / "train_okd.py"),
@@ -166,9 +131,7 @@ def test_missing_clean_folder_is_a_clear_error(folders, tmp_path):
         f"--prepare_folder={tmp_path / 'mix'}",
         f"--output_folder={tmp_path / 'run'}",
     ]
-    result = subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    result = run_script(command)
     assert result.returncode == 2
     assert "clean_folder" in result.stderr and "nope" in result.stderr
 

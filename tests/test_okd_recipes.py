@@ -14,13 +14,11 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from recipe_rows import SILENT_UTTERANCES
 
 from speechbrain_kd.cli import main
-from speechbrain_kd.data.synthetic import make_mini_valentini
 from speechbrain_kd.pretrained import KDEnhancement
 from speechbrain_kd.profiling import load_module_from_hparams
 
@@ -39,27 +37,17 @@ YAMLS = {
     "okd_4metrics.yaml": ["pesq", "csig", "cbak", "covl"],
     "metricgan_plus.yaml": ["pesq"],
 }
-SILENT_TRAIN = "p226_001"
-SILENT_TEST = "p232_001"
+SILENT_TRAIN = SILENT_UTTERANCES["trainset_28spk"]
+SILENT_TEST = SILENT_UTTERANCES["testset"]
 
 
 @pytest.fixture(scope="module")
-def data_folder(tmp_path_factory):
+def data_folder(silent_valentini):
     """Mini VoiceBank-DEMAND with a silent training and test utterance."""
-    folder = tmp_path_factory.mktemp("okd_data")
-    make_mini_valentini(folder, n_train=6, n_test=2, seed=0)
-    for split, uid in (
-        ("trainset_28spk", SILENT_TRAIN),
-        ("testset", SILENT_TEST),
-    ):
-        for kind in ("clean", "noisy"):
-            path = folder / f"{kind}_{split}_wav" / f"{uid}.wav"
-            info = sf.info(path)
-            sf.write(path, np.zeros(info.frames), info.samplerate)
-    return folder
+    return silent_valentini
 
 
-def run_okd(hparams, data_folder, out, *args):
+def run_okd(run_script, hparams, data_folder, out, *args):
     """Runs ``train_okd.py``; returns the completed process."""
     command = [
         sys.executable,
@@ -71,28 +59,20 @@ def run_okd(hparams, data_folder, out, *args):
         *TINY,
         *args,
     ]
-    result = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    result = run_script(command)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
 
 @pytest.fixture(scope="module")
-def okd_runs(data_folder, tmp_path_factory):
-    """One ``--debug`` run per yaml (checkpoints kept for the export)."""
+def okd_runs(recipe_runs):
+    """The csv rows' debug runs (``{silent_data}``, checkpoints kept):
+    ``(run folder, console output)`` per yaml."""
+    recipe_runs.prefetch([f"hparams/{hparams}" for hparams in YAMLS])
     runs = {}
     for hparams in YAMLS:
-        out = tmp_path_factory.mktemp(hparams.replace(".yaml", ""))
-        result = run_okd(
-            hparams, data_folder, out, "--debug", "--debug_persistently"
-        )
-        runs[hparams] = (out / "run", result)
+        done = recipe_runs(f"hparams/{hparams}")
+        runs[hparams] = (done.run, done.console)
     return runs
 
 
@@ -128,7 +108,7 @@ def test_debug_run_reports_every_generator(okd_runs, hparams):
 
 @pytest.mark.parametrize("hparams", sorted(YAMLS))
 def test_silent_utterance_is_dropped_from_the_critic_data(okd_runs, hparams):
-    run, result = okd_runs[hparams]
+    run, console = okd_runs[hparams]
     noisy = json.loads((run / "historical" / "noisy_scores.json").read_text())
     assert noisy[SILENT_TRAIN]["pesq"] is None
     assert all(
@@ -141,21 +121,17 @@ def test_silent_utterance_is_dropped_from_the_critic_data(okd_runs, hparams):
     assert len(scores) == 4  # every training utterance, batch 1
     assert scores[SILENT_TRAIN]["pesq"] is None
     # 4 utterances x 3 examples, minus the silent one's enhanced and noisy
-    counts = re.findall(
-        r"(\d+) current examples", result.stdout + result.stderr
-    )
+    counts = re.findall(r"(\d+) current examples", console)
     assert counts and all(int(c) == 10 for c in counts)
 
 
 def test_historical_set_grows_and_is_replayed(okd_runs):
-    run, result = okd_runs["okd.yaml"]
+    run, console = okd_runs["okd.yaml"]
     assert sorted(p.name for p in (run / "historical").glob("epoch_*")) == [
         "epoch_0001",
         "epoch_0002",
     ]
-    replays = re.findall(
-        r"(\d+) historical replays", result.stdout + result.stderr
-    )
+    replays = re.findall(r"(\d+) historical replays", console)
     assert replays == ["0", "1"]  # 20 % of epoch 1's 4 utterances, rounded
 
 
@@ -206,13 +182,19 @@ def test_each_generator_exports_and_loads_offline(
         assert "MetricGANGenerator" in card or "SpectralMaskEnhancer" in card
 
 
-def test_resumed_run_continues_with_its_historical_set(data_folder, tmp_path):
-    first = run_okd("okd.yaml", data_folder, tmp_path, "--number_of_epochs=1")
+def test_resumed_run_continues_with_its_historical_set(
+    run_script, data_folder, tmp_path
+):
+    first = run_okd(
+        run_script, "okd.yaml", data_folder, tmp_path, "--number_of_epochs=1"
+    )
     run = tmp_path / "run"
     epoch1 = run / "historical" / "epoch_0001"
     before = {p.name: p.read_bytes() for p in epoch1.iterdir()}
     assert "Going into epoch 1" in first.stdout + first.stderr
-    second = run_okd("okd.yaml", data_folder, tmp_path, "--number_of_epochs=2")
+    second = run_okd(
+        run_script, "okd.yaml", data_folder, tmp_path, "--number_of_epochs=2"
+    )
     assert "Going into epoch 1" not in second.stdout + second.stderr
     assert "Going into epoch 2" in second.stdout + second.stderr
     after = {p.name: p.read_bytes() for p in epoch1.iterdir()}
@@ -224,21 +206,33 @@ def test_resumed_run_continues_with_its_historical_set(data_folder, tmp_path):
     assert log.count("epoch: 1 ") == 1 and log.count("epoch: 2 ") == 1
 
 
-def test_mixed_precision_and_accumulation_run(data_folder, tmp_path):
+def test_bf16_accumulation_and_one_critic_per_metric_run(
+    run_script, data_folder, tmp_path
+):
     """``--precision=bf16`` and gradient accumulation go through
     SpeechBrain's fit_batch for both phases (the LSTM and the STFTs stay
-    in float32; the critic counts its own steps)."""
+    in float32; the critic counts its own steps); with
+    ``shared_discriminator: False`` (the paper's reading) one critic per
+    target metric trains with the same scheme."""
     result = run_okd(
-        "metricgan_plus.yaml",
+        run_script,
+        "okd.yaml",
         data_folder,
         tmp_path,
         "--debug",
+        "--debug_persistently",
         "--precision=bf16",
         "--grad_accumulation_factor=2",
+        "--shared_discriminator=False",
     )
     assert "--precision=bf16" in result.stdout + result.stderr
     log = (tmp_path / "run" / "train_log.txt").read_text()
     assert "epoch: 2" in log and "loss_discriminator_enhanced" in log
+    assert "train loss_peer_pesq" in log
+    ckpt = sorted((tmp_path / "run" / "save").glob("CKPT+*"))[-1]
+    state = torch.load(ckpt / "discriminator.ckpt", weights_only=True)
+    heads = {key.split(".")[1] for key in state}
+    assert heads == {"0", "1"}  # discriminators.0 and .1
 
 
 def test_torchrun_two_processes_gloo(data_folder, tmp_path):
@@ -277,20 +271,3 @@ def test_torchrun_two_processes_gloo(data_folder, tmp_path):
     assert len(index["records"]) == 4
     for metric in ("pesq", "csig"):
         assert (run / f"test_summary_generator_{metric}.json").is_file()
-
-
-def test_one_discriminator_per_metric_run(data_folder, tmp_path):
-    """``shared_discriminator: False`` (the paper's reading) trains one
-    critic per target metric with the same scheme."""
-    run_okd(
-        "okd.yaml",
-        data_folder,
-        tmp_path,
-        "--debug",
-        "--debug_persistently",
-        "--shared_discriminator=False",
-    )
-    ckpt = sorted((tmp_path / "run" / "save").glob("CKPT+*"))[-1]
-    state = torch.load(ckpt / "discriminator.ckpt", weights_only=True)
-    heads = {key.split(".")[1] for key in state}
-    assert heads == {"0", "1"}  # discriminators.0 and .1

@@ -1,66 +1,71 @@
-"""Debug runs of ``recipes/recipes.csv`` rows, with their own flags.
+"""Every row of ``recipes/recipes.csv`` run with its own debug flags.
 
-The teacher is the ``manner_teacher.yaml`` row run with its flags (plus
-``--debug_persistently``, so the distillation rows can load it); the
-ablation rows (``extends: mvat.yaml``) run through the MV-AT script and
-must save the complete, changed hyperparameters.
+Each row runs once per session (the ``recipe_runs`` fixture; teacher rows
+first, the distillation rows load them), so the other recipe modules check
+the same runs rather than repeating them. Here: the files each row says it
+writes, a complete checkpoint, and for the distillation rows the terms the
+yaml switches on (weight above 0) logged and the others not.
 """
-
-import os
-import subprocess
 
 import pytest
 from hyperpyyaml import load_hyperpyyaml
-from recipe_rows import REPO, debug_command, expected_files, recipe_rows
+from recipe_rows import expected_files, recipe_rows, row_id
 
-ROWS = {row["Hparam_file"]: row for row in recipe_rows()}
+ROWS = recipe_rows()
 
 
-def run_row(row, **paths):
-    result = subprocess.run(
-        debug_command(row, **paths),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    run = paths["out"] / "run"
+def saved_hparams(run):
+    """The complete hyperparameters a run saved (teacher not loaded)."""
+    with open(run / "hyperparams.yaml", encoding="utf-8") as fin:
+        return load_hyperpyyaml(fin, {"teacher_source": None})
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_row_debug_run_writes_its_files_and_a_checkpoint(recipe_runs, row):
+    run = recipe_runs(row["Hparam_file"]).run
     for name in expected_files(row):
         assert (run / name).is_file(), name
-    return run
+    checkpoints = sorted((run / "save").glob("CKPT+*"))
+    assert checkpoints, "no checkpoint kept (--debug_persistently)"
+    for checkpoint in checkpoints:
+        assert (checkpoint / "CKPT.yaml").is_file()
+        assert list(checkpoint.glob("*.ckpt")), checkpoint
 
 
-@pytest.fixture(scope="module")
-def paths(mini_valentini, tiny_manner_teacher):
-    return {
-        "data": mini_valentini,
-        "manner_teacher": tiny_manner_teacher / "run",
-    }
+KD_ROWS = [row for row in ROWS if row["Task"] == "Enhancement+KD"]
+
+
+@pytest.mark.parametrize("row", KD_ROWS, ids=row_id)
+def test_kd_row_logs_the_terms_its_yaml_switches_on(recipe_runs, row):
+    run = recipe_runs(row["Hparam_file"]).run
+    hparams = saved_hparams(run)
+    log = (run / "train_log.txt").read_text()
+    assert ("loss_supervised" in log) is (hparams["supervised_weight"] > 0)
+    terms = {term.name: term.weight for term in hparams["distill_terms"]}
+    assert any(weight > 0 for weight in terms.values()), terms
+    for name, weight in terms.items():
+        assert (f"loss_{name}:" in log) is (weight > 0), (name, weight)
 
 
 @pytest.mark.parametrize(
     "hparams, changed, term",
     [
-        ("hparams/mvat_l2.yaml", {"at_distance": "l2"}, "loss_mvat"),
+        ("hparams/mvat_l2.yaml", {"at_distance": "l2"}, "mvat"),
         (
             "hparams/single_view_at.yaml",
             {"at_student_layers": [0, 1, 2]},
-            "loss_single_view_at",
+            "single_view_at",
         ),
     ],
 )
-def test_ablation_row_runs_and_saves_its_changes(
-    paths, tmp_path, hparams, changed, term
+def test_ablation_row_saves_its_complete_changed_hparams(
+    recipe_runs, hparams, changed, term
 ):
-    run = run_row(ROWS[hparams], out=tmp_path, **paths)
-    with open(run / "hyperparams.yaml", encoding="utf-8") as fin:
-        saved = load_hyperpyyaml(fin, {"teacher_source": None})
+    run = recipe_runs(hparams).run
+    saved = saved_hparams(run)
     name = hparams.split("/")[-1].removesuffix(".yaml")
     assert saved["experiment_name"] == name
     assert saved["kd_weight"] == 0.0
     for key, value in changed.items():
         assert saved[key] == value
-    log = (run / "train_log.txt").read_text()
-    assert term in log and "loss_output_kd" not in log
+    assert [t.name for t in saved["distill_terms"]] == [term, "output_kd"]

@@ -45,17 +45,10 @@ def data_folder(mini_valentini):
     return mini_valentini
 
 
-def run_recipe(script, hparams, *args, env=None, check=True):
-    """Runs a recipe script in a subprocess from the repository root."""
+def run_recipe(run_script, script, hparams, *args, check=True):
+    """Runs a recipe script (``run_script``: as a subprocess would)."""
     command = [PYTHON, str(RECIPES / script), str(REPO / "hparams" / hparams)]
-    result = subprocess.run(
-        [*command, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
+    result = run_script([*command, *args])
     if check and result.returncode != 0:
         raise AssertionError(
             f"{script} failed ({result.returncode}):\n{result.stderr[-4000:]}"
@@ -87,24 +80,6 @@ def test_teacher_run_writes_checkpoint_and_test_report(teacher_run):
     assert "loss_supervised" in log and "pesq" in log
 
 
-def test_mvat_debug_run_logs_every_term(teacher_run, data_folder, tmp_path):
-    run_recipe(
-        "train_mvat.py",
-        "mvat.yaml",
-        "--debug",
-        f"--data_folder={data_folder}",
-        f"--prepare_folder={teacher_run / 'prepared'}",
-        f"--output_folder={tmp_path / 'mvat'}",
-        f"--teacher_source={teacher_run / 'run'}",
-        *TINY_TEACHER_FOR_KD,
-        *FAST,
-    )
-    log = (tmp_path / "mvat" / "train_log.txt").read_text()
-    for term in ("loss_supervised", "loss_mvat", "loss_output_kd"):
-        assert term in log, f"{term} missing from the training log"
-    assert (tmp_path / "mvat" / "test_summary.json").is_file()
-
-
 def official_training_checkpoint(golden, tmp_path):
     """The all-MA golden model (N=12, depth 3) saved as the official
     training script saves it."""
@@ -120,10 +95,13 @@ def official_training_checkpoint(golden, tmp_path):
     return path
 
 
-def run_mvat_from_official(golden, teacher_run, data_folder, tmp_path, *args):
+def run_mvat_from_official(
+    run_script, golden, teacher_run, data_folder, tmp_path, *args
+):
     """``train_mvat.py --debug`` with an official checkpoint as teacher."""
     checkpoint = official_training_checkpoint(golden, tmp_path)
     return run_recipe(
+        run_script,
         "train_mvat.py",
         "mvat.yaml",
         "--debug",
@@ -138,9 +116,10 @@ def run_mvat_from_official(golden, teacher_run, data_folder, tmp_path, *args):
 
 
 def test_official_manner_checkpoint_trains_as_mvat_teacher(
-    golden, teacher_run, data_folder, tmp_path
+    run_script, golden, teacher_run, data_folder, tmp_path
 ):
     result = run_mvat_from_official(
+        run_script,
         golden,
         teacher_run,
         data_folder,
@@ -157,18 +136,26 @@ def test_official_manner_checkpoint_trains_as_mvat_teacher(
 
 
 def test_official_checkpoint_of_another_preset_names_the_fit(
-    golden, teacher_run, data_folder, tmp_path
+    run_script, golden, teacher_run, data_folder, tmp_path
 ):
     result = run_mvat_from_official(
-        golden, teacher_run, data_folder, tmp_path, *TINY_TEACHER_FOR_KD
+        run_script,
+        golden,
+        teacher_run,
+        data_folder,
+        tmp_path,
+        *TINY_TEACHER_FOR_KD,
     )
     assert result.returncode == 2
     assert "official checkpoint does not fit" in result.stderr
     assert "channels=12, depth=3" in result.stderr
 
 
-def test_mvat_without_teacher_says_how_to_get_one(data_folder, tmp_path):
+def test_mvat_without_teacher_says_how_to_get_one(
+    run_script, data_folder, tmp_path
+):
     result = run_recipe(
+        run_script,
         "train_mvat.py",
         "mvat.yaml",
         f"--data_folder={data_folder}",
@@ -181,9 +168,10 @@ def test_mvat_without_teacher_says_how_to_get_one(data_folder, tmp_path):
 
 
 def test_mvat_with_wrong_teacher_size_is_a_clear_error(
-    teacher_run, data_folder, tmp_path
+    run_script, teacher_run, data_folder, tmp_path
 ):
     result = run_recipe(
+        run_script,
         "train_mvat.py",
         "mvat.yaml",
         "--debug",

@@ -8,13 +8,22 @@ pass SpeechBrain's ruff and yamllint settings (all from
 """
 
 import contextlib
+import csv
 import io
 import pathlib
+import string
 import subprocess
 import sys
 
 import pytest
-from recipe_rows import COLUMNS, REPO, extends_base, recipe_rows, row_id
+from recipe_rows import (
+    COLUMNS,
+    REPO,
+    TEACHER_ROWS,
+    extends_base,
+    recipe_rows,
+    row_id,
+)
 from ruamel.yaml import YAML
 
 ROWS = recipe_rows()
@@ -36,6 +45,20 @@ def test_csv_lists_every_recipe_once_with_existing_files():
         assert (folder / "README.md").is_file()
         assert (folder / "extra_requirements.txt").is_file()
         assert row["test_debug_flags"].startswith("--debug")
+
+
+def test_every_csv_row_has_eleven_cells_and_known_placeholders():
+    """An unquoted flag with a comma (``--layers=[0,1]``) shifts the row's
+    cells: the debug run then gets a cut flag and the checks a flag."""
+    with open(REPO / "recipes" / "recipes.csv", encoding="utf-8") as fin:
+        lines = list(csv.reader(fin))
+    assert [len(cells) for cells in lines] == [len(COLUMNS)] * len(lines)
+    known = {"data", "silent_data", "out", "clean", "noise", *TEACHER_ROWS}
+    for row in ROWS:
+        flags = row["test_debug_flags"]
+        names = {n for _, n, _, _ in string.Formatter().parse(flags) if n}
+        assert names <= known, (row_id(row), names - known)
+        assert row["test_debug_checks"].startswith("file_exists=[")
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)

@@ -107,9 +107,9 @@ def main(argv):
             },
         )
         datasets = dataio_prep(
-            train_json=hparams["train_json"],
-            valid_json=hparams["valid_json"],
-            test_json=hparams["test_json"],
+            train_json=hparams["data"]["train_json"],
+            valid_json=hparams["data"]["valid_json"],
+            test_json=hparams["data"]["test_json"],
             sample_rate=hparams["sample_rate"],
             segment_seconds=hparams["segment_seconds"],
             segment_hop_seconds=hparams["segment_hop_seconds"],

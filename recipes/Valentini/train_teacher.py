@@ -84,13 +84,13 @@ def main(argv):
         datasets = valentini_datasets(
             data_folder=hparams["data_folder"],
             prepare_folder=hparams["prepare_folder"],
-            valid_speakers=hparams["valid_speakers"],
+            valid_speakers=hparams["data"]["valid_speakers"],
             sample_rate=hparams["sample_rate"],
             skip_prep=hparams["skip_prep"],
             manifests=(
-                hparams["train_json"],
-                hparams["valid_json"],
-                hparams["test_json"],
+                hparams["data"]["train_json"],
+                hparams["data"]["valid_json"],
+                hparams["data"]["test_json"],
             ),
             segment_seconds=hparams["segment_seconds"],
             segment_hop_seconds=hparams["segment_hop_seconds"],
