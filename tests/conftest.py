@@ -147,6 +147,8 @@ def one_thread():
 
 #: The csv rows that the collected tests run (``recipe_runs`` queues them).
 ROW_RUNS = pytest.StashKey[list]()
+#: Whether a selected test runs recipe scripts (``run_script``).
+RUNS_SCRIPTS = pytest.StashKey[bool]()
 
 #: Modules whose tests run recipe scripts or share a trained, exported
 #: model: all in the second tier.
@@ -212,20 +214,29 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    """Notes the csv rows of the selected ``row``-parametrised tests (after
-    ``-m`` / ``-k`` deselection), for :func:`start_row_runs`."""
+    """Notes the csv rows of the selected row tests of
+    ``test_recipe_rows.py`` (after ``-m`` / ``-k`` deselection), for
+    :func:`start_row_runs`."""
     rows = []
     for item in session.items:
         callspec = getattr(item, "callspec", None)
-        row = callspec.params.get("row") if callspec else None
+        if callspec is None or item.path.name != "test_recipe_rows.py":
+            continue
+        row = callspec.params.get("row")
         if isinstance(row, dict) and row["Hparam_file"] not in rows:
             rows.append(row["Hparam_file"])
     session.config.stash[ROW_RUNS] = rows
+    session.config.stash[RUNS_SCRIPTS] = any(
+        "run_script" in getattr(item, "fixturenames", ())
+        for item in session.items
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
 def start_row_runs(request):
-    """Starts the selected rows' debug runs in the background with the
-    session, so they overlap the in-process tests."""
+    """Starts the selected rows' debug runs (and the script server) in the
+    background with the session, so they overlap the in-process tests."""
     if request.config.stash.get(ROW_RUNS, []):
         request.getfixturevalue("recipe_runs")
+    if request.config.stash.get(RUNS_SCRIPTS, False):
+        request.getfixturevalue("run_script")  # its server imports meanwhile

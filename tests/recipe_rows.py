@@ -224,7 +224,7 @@ class ScriptRunner:
 
     def __init__(self, folder):
         self.folder = folder
-        self.server = None
+        self.server = None if PLAIN_RUNS else ScriptServer()  # imports now
         self.count = 0
         self.lock = threading.Lock()
 
@@ -239,8 +239,6 @@ class ScriptRunner:
                 timeout=RUN_TIMEOUT,
             )
         with self.lock:
-            if self.server is None:
-                self.server = ScriptServer()
             self.count += 1
             logs = self.folder / f"run{self.count:03d}"
             logs.mkdir()

@@ -187,7 +187,9 @@ def test_mvat_with_wrong_teacher_size_is_a_clear_error(
     assert "do not fit MANNER" in result.stderr
 
 
-def test_killed_run_resumes_from_its_checkpoint(data_folder, tmp_path):
+def test_killed_run_resumes_from_its_checkpoint(
+    run_script, data_folder, tmp_path
+):
     out = tmp_path / "resume"
     args = [
         PYTHON,
@@ -225,9 +227,7 @@ def test_killed_run_resumes_from_its_checkpoint(data_folder, tmp_path):
     process.wait()
     assert not (out / "test_summary.json").exists()
 
-    result = subprocess.run(
-        args, cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    result = run_script(args)
     assert result.returncode == 0, result.stderr[-4000:]
     run_log = (out / "log.txt").read_text()  # both runs append to it
     # The first run started fresh; the second resumed (from the checkpoint
