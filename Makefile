@@ -14,16 +14,20 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
+# Two pytest workers (pytest-xdist) with one torch thread per process:
+# two processes fill two cores, more threads per process oversubscribe them.
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # The two tiers of `make test`: unit tests and doctests (under a minute),
 # then recipe runs and the other slow checks.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 demo: install
 	$(BIN)/speechbrain-kd demo

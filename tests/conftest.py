@@ -95,7 +95,8 @@ def recipe_runs(request, tmp_path_factory):
     ``test_debug_flags`` (teacher rows first, when a row names one) and
     returns its :class:`recipe_rows.RowRun`. The rows of the selected
     ``row``-parametrised tests are queued when the session starts and run
-    two at a time in the background."""
+    two at a time in the background (by the first pytest-xdist worker;
+    the other reads the runs it needs, or runs them first)."""
     from recipe_rows import RecipeRuns
 
     def folder(placeholder):
@@ -108,8 +109,13 @@ def recipe_runs(request, tmp_path_factory):
         value = request.getfixturevalue(fixture)
         return value / placeholder if fixture == "folder_mix_folders" else value
 
-    runs = RecipeRuns(tmp_path_factory, folder)
-    runs.prefetch(request.config.stash.get(ROW_RUNS, []))
+    root = tmp_path_factory.getbasetemp()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:  # pytest-xdist: the workers' common folder
+        root = root.parent
+    runs = RecipeRuns(root / "recipe_rows", folder)
+    if worker in (None, "gw0"):
+        runs.prefetch(request.config.stash.get(ROW_RUNS, []))
     yield runs
     runs.close()
 

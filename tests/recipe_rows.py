@@ -11,6 +11,7 @@ VoiceBank-DEMAND with a silent training and test utterance), ``{clean}`` /
 
 import csv
 import dataclasses
+import fcntl
 import json
 import os
 import pathlib
@@ -263,11 +264,13 @@ class RecipeRuns:
     queued before it, so a row only ever waits on runs already started.
     ``folder(placeholder)`` gives the generated input folders (``data``,
     ``silent_data``, ``clean``, ``noise``); it is called on the calling
-    thread only.
+    thread only. Row folders live in ``root``, shared by the pytest
+    workers of one session: a row runs once whichever worker asks first
+    (a lock file per row), the others read its result.
     """
 
-    def __init__(self, tmp_path_factory, folder, workers=2):
-        self.tmp_path_factory = tmp_path_factory
+    def __init__(self, root, folder, workers=2):
+        self.root = root
         self.folder = folder
         self.rows = {row["Hparam_file"]: row for row in recipe_rows()}
         self._jobs = {}  # hparam file -> (future, command, out, teachers)
@@ -315,9 +318,8 @@ class RecipeRuns:
         with self._condition:
             if hparam_file in self._jobs:
                 return [*chain, hparam_file]
-        out = self.tmp_path_factory.mktemp(
-            row_id(row).replace("/", "-").replace(":", "-")
-        )
+        out = self.root / row_id(row).replace("/", "-").replace(":", "-")
+        out.mkdir(parents=True, exist_ok=True)
         paths = {"out": out}
         for name in names - {"out"}:
             if name in TEACHER_ROWS:
@@ -353,11 +355,26 @@ class RecipeRuns:
                 future.set_exception(error)
 
     def _run(self, hparam_file, command, out, server):
+        """Runs a row, or reads its result when another pytest worker
+        ran it (one lock file per row in the shared root)."""
         row = self.rows[hparam_file]
-        if server is None:
-            returncode, stdout, stderr = self._run_plain(command)
-        else:
-            returncode, stdout, stderr = server.run(command[1:], out)
+        with open(out.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = out / "result.json"
+            if done.is_file():
+                returncode = json.loads(done.read_text())["returncode"]
+                stdout, stderr = (
+                    (out / f"console_{n}.txt").read_text()
+                    for n in ("stdout", "stderr")
+                )
+            else:
+                if server is None:
+                    returncode, stdout, stderr = self._run_plain(command)
+                    for name, text in (("stdout", stdout), ("stderr", stderr)):
+                        (out / f"console_{name}.txt").write_text(text)
+                else:
+                    returncode, stdout, stderr = server.run(command[1:], out)
+                done.write_text(json.dumps({"returncode": returncode}))
         if returncode != 0:
             raise AssertionError(
                 f"{row_id(row)} failed ({returncode}):\n" + stderr[-4000:]

@@ -99,6 +99,10 @@ def train_student(items, seed, teacher=None, epochs=16):
         {f"{k}_{r}": v for r in range(4) for k, v in items.items()},
         output_keys=["id", "noisy_sig", "clean_sig"],
     )
+    # Validation only logs; the two distinct crops are enough.
+    valid = DynamicItemDataset(
+        dict(items), output_keys=["id", "noisy_sig", "clean_sig"]
+    )
     hparams = {
         "loss": WeightedCleanNoiseLoss(),
         "epoch_counter": counter,
@@ -121,7 +125,7 @@ def train_student(items, seed, teacher=None, epochs=16):
     brain.fit(
         counter,
         data,
-        data,
+        valid,
         train_loader_kwargs={"batch_size": 2},
         valid_loader_kwargs={"batch_size": 2},
     )
