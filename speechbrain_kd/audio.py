@@ -69,7 +69,60 @@ def audio_info(path):
         ) from None
 
 
-def read_audio(path, sample_rate=None, downmix=True):
+def check_samples(samples, path, max_abs=None):
+    """Raises if ``samples`` hold a non-finite value (or one beyond
+    ``max_abs``), naming the file.
+
+    Arguments
+    ---------
+    samples : numpy.ndarray or torch.Tensor
+        Audio samples, any shape.
+    path : str or pathlib.Path
+        The file they came from (for the message).
+    max_abs : float, optional
+        The largest magnitude allowed (``None``: any finite value).
+
+    Raises
+    ------
+    ValueError
+        On a NaN or infinite sample, or one beyond ``max_abs``.
+
+    Example
+    -------
+    >>> import numpy
+    >>> check_samples(numpy.zeros(4), "a.wav")
+    >>> check_samples(numpy.array([0.0, numpy.nan, 1.0]), "a.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: audio file a.wav holds 1 non-finite sample (NaN or infinite; the first at sample 1): repair or remove the file
+    >>> check_samples(numpy.array([0.5, -2.0]), "b.wav", max_abs=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: audio file b.wav holds 1 sample beyond +-1.0 (the largest magnitude is 2): rescale or remove the file
+    """
+    import numpy as np
+
+    values = np.asarray(samples, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        plural = "s" if bad.size > 1 else ""
+        raise ValueError(
+            f"audio file {path} holds {bad.size} non-finite sample{plural} "
+            f"(NaN or infinite; the first at sample {bad[0]}): repair or "
+            "remove the file"
+        )
+    if max_abs is not None and values.size:
+        over = int(np.count_nonzero(np.abs(values) > max_abs))
+        if over:
+            plural = "s" if over > 1 else ""
+            raise ValueError(
+                f"audio file {path} holds {over} sample{plural} beyond "
+                f"+-{max_abs} (the largest magnitude is "
+                f"{np.abs(values).max():g}): rescale or remove the file"
+            )
+
+
+def read_audio(path, sample_rate=None, downmix=True, max_abs=None):
     """Reads an audio file as a mono float32 waveform.
 
     Arguments
@@ -83,6 +136,9 @@ def read_audio(path, sample_rate=None, downmix=True):
     downmix : bool
         Average the channels of a multi-channel file. ``False``: a file
         with more than one channel is an error.
+    max_abs : float, optional
+        Refuse a file with a sample beyond this magnitude (data
+        preparation passes 1.0). Non-finite samples are always refused.
 
     Returns
     -------
@@ -94,8 +150,9 @@ def read_audio(path, sample_rate=None, downmix=True):
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        ``path`` is not readable audio, holds 0 samples, or has several
-        channels and ``downmix`` is False (the message names the file).
+        ``path`` is not readable audio, holds 0 samples or a non-finite
+        sample (or one beyond ``max_abs``), or has several channels and
+        ``downmix`` is False (the message names the file).
 
     Example
     -------
@@ -128,6 +185,7 @@ def read_audio(path, sample_rate=None, downmix=True):
             f"cannot read audio file {path}: {error.__cause__ or error}"
         ) from None
     wav = wav.float()
+    check_samples(wav, path, max_abs)
     if wav.dim() == 2:  # [time, channels]
         wav = wav.mean(dim=1)
     if sample_rate is not None and info.sample_rate != int(sample_rate):

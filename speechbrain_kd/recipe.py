@@ -14,12 +14,15 @@ True
 """
 
 import atexit
+import logging
 import sys
 
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
 from speechbrain_kd.hyperyaml import EXTENDS, recipe_source  # noqa: F401
+
+logger = logging.getLogger(__name__)
 
 
 def load_hparams_file(hparams_file, overrides=None):
@@ -51,11 +54,23 @@ def load_hparams_file(hparams_file, overrides=None):
 
 
 def _destroy_process_group():
-    """Destroys the default process group, if any (run at exit)."""
-    import torch.distributed
+    """Destroys the default process group, if any (run at exit), once
+    every process has got there: a process that tears its group down while
+    another still talks to it was seen to abort (gloo)."""
+    import datetime
 
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=120))
+        else:
+            dist.barrier()
+    except RuntimeError as error:  # another process died: just tear down
+        logger.warning("no barrier at exit: %s", error)
+    dist.destroy_process_group()
 
 
 def load_recipe(argv):

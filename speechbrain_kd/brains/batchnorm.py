@@ -9,10 +9,14 @@ batches right before evaluation removes that lag without touching training
 (Wu and Johnson, "Rethinking 'Batch' in BatchNorm", 2021).
 """
 
+import logging
+
 import torch
 import torch.nn as nn
 
 from speechbrain.dataio.batch import PaddedBatch
+
+logger = logging.getLogger(__name__)
 
 
 def batchnorm_layers(model):
@@ -101,10 +105,35 @@ def recalibrate_batchnorm(model, dataset, forward, batches, batch_size):
             for batch in loader:
                 if used >= batches:
                     break
+                saved = [
+                    [b.clone() for b in layer.buffers()] for layer in layers
+                ]
                 forward(batch)
-                used += 1
+                if all(_stats_finite(layer) for layer in layers):
+                    used += 1
+                    continue
+                # a non-finite batch would poison the averages: undo it
+                for layer, buffers in zip(layers, saved, strict=True):
+                    for buffer, value in zip(
+                        layer.buffers(), buffers, strict=True
+                    ):
+                        buffer.copy_(value)
+                logger.warning(
+                    "BatchNorm re-estimation skipped a non-finite batch "
+                    "(utterances: %s)",
+                    ", ".join(map(str, getattr(batch, "id", []))),
+                )
     finally:
         for layer, momentum in zip(layers, momenta, strict=False):
             layer.momentum = momentum
         model.train(was_training)
     return used
+
+
+def _stats_finite(layer):
+    """True when a BatchNorm layer's running statistics are finite."""
+    return all(
+        torch.isfinite(b).all()
+        for b in layer.buffers()
+        if b.is_floating_point()
+    )

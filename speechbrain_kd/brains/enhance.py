@@ -47,6 +47,7 @@ from speechbrain.utils.distributed import (
 )
 from speechbrain_kd.brains.batchnorm import recalibrate_batchnorm
 from speechbrain_kd.brains.checkpoints import set_aside_incomplete_checkpoints
+from speechbrain_kd.brains.nonfinite import NonFiniteGuard
 from speechbrain_kd.metrics import ALL_METRICS, EnhancementMetricStats
 from speechbrain_kd.metrics.health import HEALTH_KEYS, collapsed
 
@@ -55,7 +56,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_VALID_METRICS = ("pesq", "stoi")
 
 
-class EnhanceBrain(sb.Brain):
+class EnhanceBrain(NonFiniteGuard, sb.Brain):
     """Trains and evaluates a waveform-to-waveform enhancement model.
 
     Hyperparameters read (besides SpeechBrain's run options):
@@ -348,6 +349,7 @@ class EnhanceBrain(sb.Brain):
         """
         stats = {"loss": stage_loss, **self.term_averages()}
         if stage == sb.Stage.TRAIN:
+            self.check_nonfinite_epoch(epoch)
             self.train_stats = stats
             return
         label = str(stage).split(".")[-1].lower()
@@ -366,6 +368,9 @@ class EnhanceBrain(sb.Brain):
             key = self.hparam("ckpt_max_key", "pesq")
             meta = {key: _finite(stats.get(key)), "epoch": epoch}
             if self.checkpointer is not None:
+                self.check_finite_weights(
+                    f"saving the checkpoint of epoch {epoch}"
+                )
                 self.checkpointer.save_and_keep_only(
                     meta=meta, max_keys=[key], num_to_keep=1
                 )

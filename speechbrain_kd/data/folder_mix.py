@@ -138,7 +138,10 @@ def prepare_folder_mix(
     noise_files = audio_files(noise_folder, "noise_folder")
     rng = np.random.default_rng(int(seed))
     splits = split_files(clean_files, valid_fraction, test_fraction, rng)
-    noises = [read_audio(path, sample_rate).numpy() for path in noise_files]
+    noises = [
+        read_audio(path, sample_rate, max_abs=1.0).numpy()
+        for path in noise_files
+    ]
     for path, noise in zip(noise_files, noises, strict=False):
         if noise.size < 2:
             raise ValueError(f"noise file {path} is (nearly) empty")
@@ -146,7 +149,7 @@ def prepare_folder_mix(
         snr_range = test_snr if split == "test" else train_snr
         entries = {}
         for path in files:
-            clean = read_audio(path, sample_rate).numpy()
+            clean = read_audio(path, sample_rate, max_abs=1.0).numpy()
             choice = int(rng.integers(len(noises)))
             part = noise_part(noises[choice], test_noise_fraction, split)
             snr = float(rng.uniform(*snr_range))

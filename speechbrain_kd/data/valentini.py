@@ -29,6 +29,8 @@ import torch
 import torchaudio.functional
 from tqdm import tqdm
 
+from speechbrain_kd.audio import check_samples
+
 logger = logging.getLogger(__name__)
 
 #: Official release archives on Edinburgh DataShare.
@@ -503,6 +505,8 @@ def _convert_pairs(pairs, save_folder, sample_rate):
     with bar:
         for uid, noisy, clean, rate, frames in pairs:
             if rate == sample_rate:
+                for src in (noisy, clean):
+                    _check_file(src)
                 entries[uid] = _entry(noisy, clean, frames / sample_rate)
                 continue
             out_frames = _resampled_length(frames, rate, sample_rate)
@@ -545,6 +549,7 @@ def _resample_file(src, dst, orig_rate, new_rate):
     """Resamples ``src`` to ``new_rate`` into the 16-bit PCM file ``dst``."""
     data, rate = sf.read(src, dtype="float32", always_2d=False)
     assert rate == orig_rate, (src, rate, orig_rate)
+    check_samples(data, src, max_abs=1.0)
     wav = torchaudio.functional.resample(
         torch.from_numpy(data), orig_rate, new_rate
     )
@@ -555,6 +560,12 @@ def _resample_file(src, dst, orig_rate, new_rate):
         part, pcm.astype(np.int16), new_rate, format="WAV", subtype="PCM_16"
     )
     os.replace(part, dst)
+
+
+def _check_file(path):
+    """Refuses a source file with non-finite or out-of-range samples."""
+    data, _ = sf.read(path, dtype="float32", always_2d=False)
+    check_samples(data, path, max_abs=1.0)
 
 
 def _split_by_speaker(entries, valid_speakers):

@@ -169,8 +169,8 @@ def check_state_dict(model, state_dict, source, role="model", hint=""):
     Raises
     ------
     CheckpointError
-        If keys are missing or unexpected, or shapes differ (nothing is
-        loaded then).
+        If keys are missing or unexpected, shapes differ, or a value is
+        NaN or infinite (a diverged run; nothing is loaded then).
 
     Example
     -------
@@ -202,6 +202,19 @@ def check_state_dict(model, state_dict, source, role="model", hint=""):
         raise CheckpointError(
             f"{role} parameters from {source} do not fit "
             f"{type(model).__name__}: {'; '.join(problems)}. {hint}".rstrip()
+        )
+    nonfinite = sorted(
+        key
+        for key, value in state_dict.items()
+        if hasattr(value, "is_floating_point")
+        and value.is_floating_point()
+        and not value.isfinite().all()
+    )
+    if nonfinite:
+        raise CheckpointError(
+            f"{role} parameters from {source} hold NaN or infinite values "
+            f"in {_head(nonfinite)} (a diverged training run): use a "
+            f"checkpoint from before it diverged. {hint}".rstrip()
         )
     model.load_state_dict(state_dict, strict=True)
 
