@@ -263,6 +263,12 @@ def write_wav(path, wav, sample_rate):
     sample_rate : int
         Its rate.
 
+    Raises
+    ------
+    ValueError
+        If ``wav`` holds a NaN or an infinity (nothing is written: clipping
+        would turn it into full-scale samples).
+
     Example
     -------
     >>> import tempfile, soundfile, torch
@@ -277,6 +283,12 @@ def write_wav(path, wav, sample_rate):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wav = torch.as_tensor(wav).detach().cpu().float().reshape(-1)
+    bad = int((~torch.isfinite(wav)).sum())
+    if bad:
+        raise ValueError(
+            f"not writing {path}: the enhanced audio holds {bad} non-finite "
+            "samples (NaN or infinite)"
+        )
     if wav.numel() and wav.abs().max() > 1:
         logger.warning("%s: audio clipped to [-1, 1]", path)
     soundfile.write(

@@ -29,6 +29,7 @@ import pytest
 import soundfile
 import torch
 
+from speechbrain_kd.audio import write_wav
 from speechbrain_kd.cli import main
 from speechbrain_kd.lobes.manner import MANNER
 from speechbrain_kd.pretrained import KDEnhancement, ModelLoadError
@@ -437,3 +438,53 @@ def test_streaming_needs_a_step_api(hub):
     _, _, enhancer = hub
     with pytest.raises(ValueError, match="step API"):
         StreamingEnhancer(enhancer)
+
+
+# Non-finite and degenerate inputs (issue 18) ---------------------------------
+
+
+def test_cli_enhance_counts_nonfinite_input_as_failed(hub, tmp_path, capsys):
+    """A NaN sample used to give full-scale DC and "0 failed"."""
+    folder, _, _ = hub
+    inputs = tmp_path / "in"
+    write(inputs / "good.wav", test_signal(0.5)[0].numpy())
+    spoilt = test_signal(0.5, seed=3)[0].numpy().copy()
+    spoilt[1000] = np.nan
+    write(inputs / "nan.wav", spoilt, subtype="FLOAT")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "enhance",
+            "--source",
+            str(folder),
+            str(inputs),
+            "--output-dir",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 file(s) written" in captured.out and "1 failed" in captured.out
+    assert "nan.wav holds 1 non-finite sample" in captured.err
+    assert (out / "good.wav").is_file() and not (out / "nan.wav").exists()
+
+
+@pytest.mark.parametrize("samples", [1, 2, 160])
+def test_silent_and_very_short_inputs_give_finite_silence(hub, samples):
+    _, model, enhancer = hub
+    silent = enhancer.enhance_batch(torch.zeros(1, samples))
+    assert silent.shape == (1, samples) and torch.equal(
+        silent, torch.zeros(1, samples)
+    )
+    short = enhancer.enhance_batch(0.1 * torch.ones(1, samples))
+    assert torch.isfinite(short).all()
+
+
+def test_nonfinite_output_is_never_written(tmp_path):
+    with pytest.raises(ValueError, match="2 non-finite samples"):
+        write_wav(
+            tmp_path / "x.wav",
+            torch.tensor([0.0, float("nan"), float("inf")]),
+            RATE,
+        )
+    assert not (tmp_path / "x.wav").exists()
