@@ -9,7 +9,8 @@ recovery falls back to the newest complete checkpoint.
 """
 
 import logging
-import zipfile
+
+from speechbrain_kd.pretrained.checkpoints import checkpoint_problem
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,17 @@ def is_complete(checkpoint, required_names):
     Returns
     -------
     bool
-        False if a required file is missing, or a file present is empty
-        or a torch (zip) file that fails its CRC check.
+        False if ``CKPT.yaml`` is missing or empty, a required file is
+        missing, or a file present is empty or a torch (zip) file that
+        fails its CRC check (:func:`checkpoint_problem`, the rule export
+        and teacher loading apply too).
 
     Example
     -------
     >>> import pathlib, tempfile, types, torch
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> torch.save({"w": torch.ones(2)}, folder / "model.ckpt")
+    >>> _ = (folder / "CKPT.yaml").write_text("end-of-epoch: true")
     >>> ckpt = types.SimpleNamespace(path=folder)
     >>> is_complete(ckpt, ["model"])
     True
@@ -48,10 +52,7 @@ def is_complete(checkpoint, required_names):
     >>> is_complete(ckpt, ["model"])
     False
     """
-    for name in required_names:
-        if not (checkpoint.path / f"{name}.ckpt").is_file():
-            return False
-    return all(_file_intact(path) for path in checkpoint.path.glob("*.ckpt"))
+    return checkpoint_problem(checkpoint.path, required_names) is None
 
 
 def required_recoverables(checkpointer):
@@ -93,20 +94,6 @@ def required_recoverables(checkpointer):
     ]
 
 
-def _file_intact(path):
-    """False for an empty file or a torch zip archive failing its CRCs."""
-    if path.stat().st_size == 0:
-        return False
-    with open(path, "rb") as handle:
-        if handle.read(2) != b"PK":
-            return True
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except zipfile.BadZipFile:
-        return False
-
-
 def set_aside_incomplete_checkpoints(checkpointer):
     """Renames incomplete checkpoints so that recovery skips them.
 
@@ -138,18 +125,18 @@ def set_aside_incomplete_checkpoints(checkpointer):
     """
     names = required_recoverables(checkpointer)
     moved = []
-    for checkpoint in checkpointer.list_checkpoints():
-        if is_complete(checkpoint, names):
+    for path in sorted(checkpointer.checkpoints_dir.glob("CKPT+*")):
+        problem = checkpoint_problem(path, names)
+        if problem is None:
             continue
-        target = checkpoint.path.with_name(
-            INCOMPLETE_PREFIX + checkpoint.path.name
-        )
-        checkpoint.path.rename(target)
+        target = path.with_name(INCOMPLETE_PREFIX + path.name)
+        path.rename(target)
         logger.warning(
-            "Checkpoint %s was not written completely (the run was "
+            "Checkpoint %s was not written completely (%s; the run was "
             "probably stopped while saving); set aside as %s, resuming "
             "from the newest complete checkpoint instead",
-            checkpoint.path,
+            path,
+            problem,
             target,
         )
         moved.append(target)

@@ -11,7 +11,9 @@ silently be wrong.
 """
 
 import logging
+import math
 import pathlib
+import zipfile
 
 from speechbrain_kd.pretrained.folder import MODEL_FILE
 
@@ -82,6 +84,117 @@ def module_selection_key(key, module):
     return f"{key}[{module}]"
 
 
+def file_intact(path):
+    """False for an empty file or a torch zip archive failing its CRCs.
+
+    Arguments
+    ---------
+    path : pathlib.Path
+        A parameter file.
+
+    Returns
+    -------
+    bool
+        Whether it looks completely written.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.ckpt"
+    >>> _ = path.write_bytes(b"")
+    >>> file_intact(path)
+    False
+    """
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"PK":
+            return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def checkpoint_meta(folder):
+    """The meta of a ``CKPT+...`` folder, or None when ``CKPT.yaml`` is
+    missing, empty or unreadable (a save that was interrupted)."""
+    import yaml
+
+    try:
+        meta = yaml.safe_load((folder / "CKPT.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def checkpoint_problem(folder, required_names=()):
+    """Why a ``CKPT+...`` folder cannot be used, or None when it is
+    complete: the one rule for resuming, teacher loading and export.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The checkpoint folder.
+    required_names : iterable of str
+        Recoverables whose ``<name>.ckpt`` must be present; every
+        ``.ckpt`` file present must be intact too.
+
+    Returns
+    -------
+    str or None
+        The reason, e.g. ``"model.ckpt is empty or truncated"``.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> folder = pathlib.Path(tempfile.mkdtemp()) / "CKPT+1"
+    >>> folder.mkdir()
+    >>> torch.save({"w": torch.ones(1)}, folder / "model.ckpt")
+    >>> checkpoint_problem(folder)
+    'CKPT.yaml is missing, empty or unreadable'
+    >>> _ = (folder / "CKPT.yaml").write_text("end-of-epoch: true")
+    >>> checkpoint_problem(folder, ["model"]) is None
+    True
+    >>> checkpoint_problem(folder, ["model", "optimizer"])
+    'optimizer.ckpt is missing'
+    """
+    if checkpoint_meta(folder) is None:
+        return "CKPT.yaml is missing, empty or unreadable"
+    for name in required_names:
+        if not (folder / f"{name}.ckpt").is_file():
+            return f"{name}.ckpt is missing"
+    for path in sorted(folder.glob("*.ckpt")):
+        if not file_intact(path):
+            return f"{path.name} is empty or truncated"
+    return None
+
+
+def _best_checkpoint(checkpoints_dir, keys, names):
+    """The complete ``CKPT+*`` folder holding one of ``names``, best by
+    the first of ``keys`` that some checkpoint holds (else the newest)."""
+    usable = []
+    for folder in sorted(checkpoints_dir.glob("CKPT+*")):
+        if not any((folder / name).is_file() for name in names):
+            continue
+        problem = checkpoint_problem(folder)
+        if problem is not None:
+            logger.warning("Skipping checkpoint %s: %s", folder, problem)
+            continue
+        usable.append((folder, checkpoint_meta(folder)))
+    if not usable:
+        return None
+    held = [k for k in keys if any(k in meta for _, meta in usable)]
+
+    def rank(item):
+        folder, meta = item
+        score = meta.get(held[0], -math.inf) if held else 0.0
+        return (score, meta.get("unixtime", 0.0), folder.name)
+
+    return max(usable, key=rank)[0]
+
+
 def find_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
     """Finds the parameter file of a model in a local folder.
 
@@ -116,8 +229,6 @@ def find_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
     >>> find_checkpoint_file(folder).name
     'enhance_model.ckpt'
     """
-    from speechbrain.utils.checkpoints import Checkpointer
-
     folder = pathlib.Path(source).expanduser()
     if not folder.exists():
         raise CheckpointError(f"{folder} does not exist.")
@@ -126,27 +237,22 @@ def find_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
     for name in names:
         if (folder / name).is_file():
             return folder / name
+    keys = (max_key,) if isinstance(max_key, str) else tuple(max_key)
     for checkpoints_dir in (folder / "save", folder):
         if not checkpoints_dir.is_dir():
             continue
-        checkpointer = Checkpointer(checkpoints_dir)
-        if not checkpointer.list_checkpoints():
+        checkpoint = _best_checkpoint(checkpoints_dir, keys, names)
+        if checkpoint is None:
             continue
-        metas = [ckpt.meta for ckpt in checkpointer.list_checkpoints()]
-        keys = (max_key,) if isinstance(max_key, str) else tuple(max_key)
-        held = [key for key in keys if any(key in meta for meta in metas)]
-        checkpoint = checkpointer.find_checkpoint(
-            max_key=held[0] if held else None
-        )
         for name in names:
-            if (checkpoint.path / name).is_file():
-                logger.info("Using checkpoint %s", checkpoint.path)
-                return checkpoint.path / name
+            if (checkpoint / name).is_file():
+                logger.info("Using checkpoint %s", checkpoint)
+                return checkpoint / name
     raise CheckpointError(
         f"{folder} holds no model checkpoint (looked for "
         f"{' or '.join(names)} in it, in save/CKPT+* and in "
-        "CKPT+* folders; a --debug run keeps its checkpoints only with "
-        "--debug_persistently)."
+        "CKPT+* folders, skipping incomplete ones; a --debug run keeps its "
+        "checkpoints only with --debug_persistently)."
     )
 
 
