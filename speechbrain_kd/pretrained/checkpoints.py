@@ -118,8 +118,19 @@ def file_intact(path):
 
 
 def checkpoint_meta(folder):
-    """The meta of a ``CKPT+...`` folder, or None when ``CKPT.yaml`` is
-    missing, empty or unreadable (a save that was interrupted)."""
+    """The meta of a checkpoint folder (``CKPT+<time>``).
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The checkpoint folder.
+
+    Returns
+    -------
+    dict or None
+        Its ``CKPT.yaml``; None when that is missing, empty or unreadable
+        (a save that was interrupted).
+    """
     import yaml
 
     try:
@@ -129,15 +140,16 @@ def checkpoint_meta(folder):
     return meta if isinstance(meta, dict) else None
 
 
-def checkpoint_problem(folder, required_names=()):
-    """Why a ``CKPT+...`` folder cannot be used, or None when it is
-    complete: the one rule for resuming, teacher loading and export.
+def checkpoint_problem(folder, required_names=None):
+    """Why a checkpoint folder (``CKPT+<time>``) cannot be used (None
+    when it is complete): the one rule of resuming, teacher loading and
+    export.
 
     Arguments
     ---------
     folder : pathlib.Path
         The checkpoint folder.
-    required_names : iterable of str
+    required_names : iterable of str, optional
         Recoverables whose ``<name>.ckpt`` must be present; every
         ``.ckpt`` file present must be intact too.
 
@@ -162,7 +174,7 @@ def checkpoint_problem(folder, required_names=()):
     """
     if checkpoint_meta(folder) is None:
         return "CKPT.yaml is missing, empty or unreadable"
-    for name in required_names:
+    for name in required_names or ():
         if not (folder / f"{name}.ckpt").is_file():
             return f"{name}.ckpt is missing"
     for path in sorted(folder.glob("*.ckpt")):
@@ -186,13 +198,14 @@ def _best_checkpoint(checkpoints_dir, keys, names):
     if not usable:
         return None
     held = [k for k in keys if any(k in meta for _, meta in usable)]
-
-    def rank(item):
-        folder, meta = item
-        score = meta.get(held[0], -math.inf) if held else 0.0
-        return (score, meta.get("unixtime", 0.0), folder.name)
-
-    return max(usable, key=rank)[0]
+    return max(
+        usable,
+        key=lambda item: (
+            item[1].get(held[0], -math.inf) if held else 0.0,
+            item[1].get("unixtime", 0.0),
+            item[0].name,
+        ),
+    )[0]
 
 
 def find_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
