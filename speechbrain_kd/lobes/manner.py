@@ -1065,9 +1065,13 @@ class MANNER(UNetTaps, nn.Module):
             )
         length = x.shape[-1]
         if self.normalize:
-            std = x.mean(dim=1, keepdim=True).std(dim=-1, keepdim=True)
+            mono = x.mean(dim=1, keepdim=True)
             # one sample has no (unbiased) std: scale 0, as for silence
-            std = torch.nan_to_num(std, nan=0.0) if length < 2 else std
+            std = (
+                mono.std(dim=-1, keepdim=True)
+                if length > 1
+                else torch.zeros_like(mono[..., :1])
+            )
             x = x / (1e-3 + std)
         x = F.pad(x, (0, self.valid_length(length) - length))
 
