@@ -96,10 +96,63 @@ def load_recipe(argv):
     # Torn down before interpreter shutdown: a process group left to the
     # C++ destructors can abort the process at exit (seen with gloo).
     atexit.register(_destroy_process_group)
+    given = hparams_file
     hparams_file, overrides = recipe_source(hparams_file, overrides)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    try:
+        with open(hparams_file, encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, overrides)
+    except KeyError as error:
+        message = unknown_option_message(error, given)
+        if message is None:
+            raise
+        exit_with_message(message)
     return str(hparams_file), hparams, run_opts, overrides
+
+
+def unknown_option_message(error, hparams_file):
+    """A one-line message for HyperPyYAML's unknown-override ``KeyError``.
+
+    Arguments
+    ---------
+    error : KeyError
+        The error HyperPyYAML raised.
+    hparams_file : str or pathlib.Path
+        The yaml (named in the message).
+
+    Returns
+    -------
+    str or None
+        "unknown option --x (did you mean --y?)", or None for another
+        ``KeyError``.
+
+    Example
+    -------
+    >>> error = KeyError(
+    ...     "Override 'batch_sizee' not found in: ['seed', 'batch_size']"
+    ... )
+    >>> unknown_option_message(error, "hparams/mvat.yaml")
+    'unknown option --batch_sizee for hparams/mvat.yaml (did you mean --batch_size?)'
+    """
+    import difflib
+    import re
+
+    from speechbrain.utils.run_opts import HELP_TEXTS
+
+    text = error.args[0] if error.args else ""
+    found = re.match(r"Override '(.+)' not found in: \[(.*)\]$", str(text))
+    if found is None:
+        return None
+    name = found.group(1)
+    keys = re.findall(r"'([^']+)'", found.group(2))
+    known = [k for k in keys if not k.startswith("__")] + list(HELP_TEXTS)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+    hint = (
+        f" (did you mean {' or '.join('--' + c for c in close)}?)"
+        if close
+        else "; see the yaml for its keys and --help for SpeechBrain's run "
+        "options"
+    )
+    return f"unknown option --{name} for {hparams_file}{hint}"
 
 
 def yaml_run_options(hparams):

@@ -269,3 +269,31 @@ def test_torchrun_two_processes_gloo(teacher_run, data_folder, tmp_path):
     log = (tmp_path / "ddp" / "train_log.txt").read_text()
     assert "loss_mvat" in log
     assert (tmp_path / "ddp" / "test_summary.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "option, suggestion",
+    [
+        ("--batch_sizee=4", "did you mean --batch_size?"),
+        ("--debug_batchs=4", "did you mean --debug_batches or --debug_epochs?"),
+    ],
+)
+def test_mistyped_option_is_one_clear_line(
+    run_script, data_folder, option, suggestion
+):
+    """Was a KeyError traceback listing every yaml key."""
+    result = run_recipe(
+        run_script,
+        "train_mvat.py",
+        "mvat_l2.yaml",
+        f"--data_folder={data_folder}",
+        option,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    name = option.split("=")[0]
+    yaml = REPO / "hparams" / "mvat_l2.yaml"
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: unknown option {name} for {yaml} ({suggestion})"
+    )
