@@ -106,6 +106,8 @@ def load_recipe(argv):
         if message is None:
             raise
         exit_with_message(message)
+    except ValueError as error:  # a model refusing its settings, say
+        exit_with_message(f"{given}: {error}")
     return str(hparams_file), hparams, run_opts, overrides
 
 

@@ -297,3 +297,22 @@ def test_mistyped_option_is_one_clear_line(
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: unknown option {name} for {yaml} ({suggestion})"
     )
+
+
+def test_bad_model_setting_is_one_line_at_start_up(run_script, data_folder):
+    """``--channels 16`` for MANNER was a traceback from the yaml loader."""
+    result = run_recipe(
+        run_script,
+        "train_teacher.py",
+        "manner_teacher.yaml",
+        f"--data_folder={data_folder}",
+        "--channels=16",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: {REPO / 'hparams' / 'manner_teacher.yaml'}: channels=16:"
+    )
+    assert "multiple of 3" in last
