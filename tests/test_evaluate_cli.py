@@ -237,3 +237,30 @@ def test_console_script_end_to_end(vbd, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 files, 0 failed" in result.stdout
     assert "evaluate: 100%" in result.stderr  # the progress bar
+
+
+def test_every_file_failed_is_a_nonzero_exit(vbd, tmp_path, capsys):
+    """Was exit 0 with every mean NaN."""
+    clean, enhanced = tmp_path / "clean", tmp_path / "enhanced"
+    for folder in (clean, enhanced):
+        folder.mkdir()
+        sf.write(folder / "silent.wav", np.zeros(32000), 16000)
+    status = main(
+        [
+            "evaluate",
+            "--clean-dir",
+            str(clean),
+            "--enhanced-dir",
+            str(enhanced),
+            "--metrics",
+            "pesq",
+            "--jobs",
+            "1",
+            "--no-progress",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "1 files, 1 failed" in captured.out
+    assert "failed (1): silent" in captured.out
+    assert "every file failed (1)" in captured.err

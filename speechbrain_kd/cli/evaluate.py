@@ -20,6 +20,7 @@ import csv
 import json
 import math
 import pathlib
+import sys
 
 from speechbrain_kd.audio import (
     AUDIO_SUFFIXES,
@@ -347,7 +348,8 @@ def run(args):
     Returns
     -------
     int
-        Exit status 0 (failed files are reported, not fatal).
+        Exit status 0 when some file was scored (failed files are
+        reported, not fatal), 1 when every file failed.
     """
     from speechbrain_kd.metrics.evaluation import (
         check_metrics,
@@ -441,12 +443,17 @@ def run(args):
         path = pathlib.Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
+    if pairs and len(failed) == len(pairs):
+        print(
+            f"error: every file failed ({len(failed)}), so no mean is "
+            "defined; see the reasons above",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import sys
-
     from speechbrain_kd.cli import main
 
     sys.exit(main(["evaluate", *sys.argv[1:]]))
