@@ -16,7 +16,13 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteError(RuntimeError):
     """Training produced nothing finite (every batch skipped, or weights
-    that are not finite)."""
+    that are not finite).
+
+    Example
+    -------
+    >>> isinstance(NonFiniteError("every batch skipped"), RuntimeError)
+    True
+    """
 
 
 def nonfinite_parameters(modules):
@@ -60,7 +66,25 @@ class NonFiniteGuard:
     update, the buffers its forward pass changed put back; an accumulation
     window in progress is dropped), logged with its ids; an epoch in which every batch was skipped raises
     :class:`NonFiniteError`; :meth:`check_finite_weights` guards saves.
-    Under DDP the processes agree (one skips, all skip)."""
+    Under DDP the processes agree (one skips, all skip).
+
+    Example
+    -------
+    >>> import speechbrain as sb
+    >>> class Brain(NonFiniteGuard, sb.Brain):
+    ...     pass
+    >>> layer = torch.nn.Linear(1, 1)
+    >>> brain = Brain(modules={"layer": layer}, run_opts={"device": "cpu"})
+    >>> brain.check_finite_weights("saving")
+    >>> with torch.no_grad():
+    ...     layer.bias.fill_(float("inf"))
+    Parameter containing:
+    tensor([inf], requires_grad=True)
+    >>> brain.check_finite_weights("saving")
+    Traceback (most recent call last):
+    ...
+    speechbrain_kd.brains.nonfinite.NonFiniteError: not saving: 1 parameter tensors are not finite (layer.bias); the previous checkpoint is kept
+    """
 
     def fit_batch(self, batch):
         """Fits one batch unless its loss or gradients are non-finite.

@@ -130,6 +130,17 @@ def checkpoint_meta(folder):
     dict or None
         Its ``CKPT.yaml``; None when that is missing, empty or unreadable
         (a save that was interrupted).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "CKPT.yaml").write_text("")
+    >>> checkpoint_meta(folder) is None
+    True
+    >>> _ = (folder / "CKPT.yaml").write_text("pesq: 2.5")
+    >>> checkpoint_meta(folder)
+    {'pesq': 2.5}
     """
     import yaml
 
