@@ -203,8 +203,12 @@ def test_int16_and_scaled_input_give_identical_scores(short_pair):
         assert from_scaled[name] == pytest.approx(
             reference[name], rel=1e-9, abs=1e-9
         ), name
-    for name in INTRUSIVE:  # ours are exact under power-of-two scaling
-        assert from_scaled[name] == reference[name], name
+    for name in INTRUSIVE:
+        # power-of-two scaling is exact; numpy's SIMD sums may still round
+        # differently with the arrays' memory alignment (seen once for ESTOI)
+        assert from_scaled[name] == pytest.approx(
+            reference[name], rel=1e-12, abs=1e-12
+        ), name
 
 
 def test_unequal_lengths_are_trimmed(short_pair):
