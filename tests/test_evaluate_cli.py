@@ -264,3 +264,103 @@ def test_every_file_failed_is_a_nonzero_exit(vbd, tmp_path, capsys):
     assert "1 files, 1 failed" in captured.out
     assert "failed (1): silent" in captured.out
     assert "every file failed (1)" in captured.err
+
+
+def test_failed_files_are_listed_with_their_reason(vbd, tmp_path, capsys):
+    """Failed files were named without saying why (and one unreadable file
+    stopped the whole run)."""
+    clean, enhanced = _copy_pairs(vbd, tmp_path, ["p232_003"])
+    excerpt, _ = sf.read(vbd / "clean" / "p232_005.wav")
+    sf.write(clean / "short.wav", excerpt[8000:9600], 16000)  # 0.1 s
+    sf.write(enhanced / "short.wav", excerpt[8000:9600], 16000)
+    sf.write(clean / "silent.wav", np.zeros(32000), 16000)
+    sf.write(enhanced / "silent.wav", excerpt[:32000], 16000)
+    shutil.copy(vbd / "clean" / "p232_005.wav", clean / "garbage.wav")
+    (enhanced / "garbage.wav").write_bytes(b"not a wav file at all")
+    json_path = tmp_path / "s.json"
+    status = main(
+        [
+            "evaluate",
+            "--clean-dir",
+            str(clean),
+            "--enhanced-dir",
+            str(enhanced),
+            "--metrics",
+            "pesq",
+            "stoi",
+            "--jobs",
+            "1",
+            "--json",
+            str(json_path),
+            "--no-progress",
+        ]
+    )
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "4 files, 3 failed" in out
+    reasons = json.loads(json_path.read_text())["failure_reasons"]
+    assert sorted(reasons) == ["garbage", "short", "silent"]
+    assert reasons["garbage"].startswith("unreadable: ")
+    assert "garbage.wav" in reasons["garbage"]
+    assert reasons["short"] == (
+        "pesq: shorter than PESQ's minimum of 1/4 s (BufferTooShortError: "
+        "b'Buffer needs to be at least 1/4 of a second long'); "
+        "stoi: shorter than 0.3968 s"
+    )
+    assert reasons["silent"] == (
+        "pesq: silent reference (all zeros); stoi: silent reference "
+        "(all zeros)"
+    )
+    for name, reason in reasons.items():
+        assert f"  {name}: {reason}" in out
+
+
+def test_pesq_without_utterances_is_named(tmp_path, capsys):
+    clean, enhanced = tmp_path / "clean", tmp_path / "enhanced"
+    rng = np.random.default_rng(0)
+    # 1/16 s of noise at the end of 2 s of silence: PESQ's voice activity
+    # detector finds no utterance.
+    burst = np.r_[np.zeros(31000), 0.5 * rng.standard_normal(1000)]
+    for folder in (clean, enhanced):
+        folder.mkdir()
+        sf.write(folder / "burst.wav", burst, 16000)
+    status = main(
+        [
+            "evaluate",
+            "--clean-dir",
+            str(clean),
+            "--enhanced-dir",
+            str(enhanced),
+            "--metrics",
+            "pesq",
+            "--jobs",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert status == 1
+    out = capsys.readouterr().out
+    assert (
+        "  burst: pesq: no speech found by PESQ's voice activity detector "
+        "(NoUtterancesError" in out
+    )
+
+
+def test_timed_out_file_is_named(vbd, tmp_path, capsys):
+    clean, enhanced = _copy_pairs(vbd, tmp_path, ["p232_003"])
+    status = main(
+        [
+            "evaluate",
+            "--clean-dir",
+            str(clean),
+            "--enhanced-dir",
+            str(enhanced),
+            "--jobs",
+            "2",
+            "--timeout",
+            "0.001",
+            "--no-progress",
+        ]
+    )
+    assert status == 1
+    assert "  p232_003: timed out after 0.001 s" in capsys.readouterr().out

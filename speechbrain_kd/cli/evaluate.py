@@ -212,17 +212,57 @@ def pair_files(clean_dir, enhanced_dir):
     return [(name, clean[name], enhanced[name]) for name in sorted(clean)]
 
 
+class UnreadableFile(ValueError):
+    """One file of the pair cannot be read: that pair fails, others go on."""
+
+
 def _check_file(path):
-    """Returns the sample rate of a mono audio file; errors name the file."""
-    info = audio_info(path)
+    """Returns the sample rate of a mono audio file.
+
+    A multi-channel file stops the run (a setup mistake); an unreadable or
+    empty one raises :class:`UnreadableFile` (that pair fails).
+    """
+    try:
+        info = audio_info(path)
+    except ValueError as error:
+        raise UnreadableFile(f"unreadable: {error}") from None
     if info.channels != 1:
         raise ValueError(
             f"{path} has {info.channels} channels; the metrics need mono "
             "files (down-mix or pick a channel first)"
         )
     if info.frames == 0:
-        raise ValueError(f"{path} is empty")
+        raise UnreadableFile(f"unreadable: {path} is empty")
     return info.sample_rate
+
+
+def failure_reasons(scores, reasons):
+    """Why the undefined metrics of one pair are undefined, in one line.
+
+    Arguments
+    ---------
+    scores : dict
+        ``{metric: score}`` of the pair.
+    reasons : dict
+        ``{metric: reason}`` collected while scoring.
+
+    Returns
+    -------
+    str
+        ``"pesq: <reason>; stoi: <reason>"`` for the NaN metrics.
+
+    Example
+    -------
+    >>> failure_reasons(
+    ...     {"pesq": math.nan, "stoi": 0.9}, {"pesq": "shorter than 1/4 s"}
+    ... )
+    'pesq: shorter than 1/4 s'
+    """
+    return "; ".join(
+        f"{name}: {reasons.get(name, 'undefined')}"
+        for name, value in scores.items()
+        if math.isnan(value)
+    )
 
 
 def read_mono(path, sample_rate):
@@ -279,8 +319,9 @@ def score_files(clean_path, enhanced_path, sample_rate, metrics, clip):
     Returns
     -------
     tuple
-        ``(scores, clean_length, enhanced_length)`` (lengths in samples at
-        ``sample_rate``).
+        ``(scores, clean_length, enhanced_length, reasons)`` (lengths in
+        samples at ``sample_rate``; ``reasons``: why each undefined metric
+        is undefined).
 
     Example
     -------
@@ -289,18 +330,20 @@ def score_files(clean_path, enhanced_path, sample_rate, metrics, clip):
     >>> x = np.random.default_rng(0).standard_normal(16000) / 4
     >>> soundfile.write(folder / "c.wav", x, 16000, subtype="FLOAT")
     >>> soundfile.write(folder / "e.wav", x, 16000, subtype="FLOAT")
-    >>> scores, n, m = score_files(
+    >>> scores, n, m, reasons = score_files(
     ...     folder / "c.wav", folder / "e.wav", 16000, ("si_sdr",), True
     ... )
     >>> scores["si_sdr"] > 100, n, m
     (True, 16000, 16000)
     """
     from speechbrain_kd.metrics.evaluation import evaluate_pair
+    from speechbrain_kd.metrics.intrusive import undefined_reasons
 
     clean = read_mono(clean_path, sample_rate)
     enhanced = read_mono(enhanced_path, sample_rate)
-    scores = evaluate_pair(clean, enhanced, sample_rate, metrics, clip)
-    return scores, len(clean), len(enhanced)
+    with undefined_reasons() as reasons:
+        scores = evaluate_pair(clean, enhanced, sample_rate, metrics, clip)
+    return scores, len(clean), len(enhanced), reasons
 
 
 def _number(value):
@@ -363,29 +406,41 @@ def run(args):
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     pairs = pair_files(args.clean_dir, args.enhanced_dir)
-    resampled = []
+    resampled, errors = [], {}
     for name, clean_path, enhanced_path in pairs:
         for path in (clean_path, enhanced_path):
-            rate = _check_file(path)
+            try:
+                rate = _check_file(path)
+            except UnreadableFile as error:
+                errors.setdefault(name, str(error))
+                continue
             if rate != args.sample_rate:
                 resampled.append((str(path), rate))
 
+    readable = [pair for pair in pairs if pair[0] not in errors]
     tasks = [
         (clean_path, enhanced_path, args.sample_rate, metrics, not args.no_clip)
-        for _, clean_path, enhanced_path in pairs
+        for _, clean_path, enhanced_path in readable
     ]
     with SafePool(score_files, n_jobs=args.jobs, timeout=args.timeout) as pool:
         results = pool.map(
             tasks, progress=not args.no_progress, desc="evaluate"
         )
+    result_of = {
+        name: result
+        for (name, _, _), result in zip(readable, results, strict=False)
+    }
 
-    rows, errors, length_mismatch = [], {}, 0
-    for (name, _, _), result in zip(pairs, results, strict=False):
-        if result.ok:
-            scores, clean_length, enhanced_length = result.value
+    rows, length_mismatch = [], 0
+    for name, _, _ in pairs:
+        result = result_of.get(name)
+        scores = dict.fromkeys(metrics, math.nan)
+        if result is not None and result.ok:
+            scores, clean_length, enhanced_length, reasons = result.value
             length_mismatch += clean_length != enhanced_length
-        else:
-            scores = dict.fromkeys(metrics, math.nan)
+            if is_failure(scores):
+                errors[name] = failure_reasons(scores, reasons)
+        elif result is not None:
             errors[name] = result.error
         rows.append(scores)
     summary = summarize_scores(rows, metrics)
@@ -432,6 +487,7 @@ def run(args):
         report = {key: _number(value) for key, value in summary.items()}
         report.update(
             failed=failed,
+            failure_reasons={name: errors[name] for name in failed},
             sample_rate=args.sample_rate,
             pesq_mode=mode,
             composite_clipped=not args.no_clip,

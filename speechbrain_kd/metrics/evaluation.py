@@ -27,6 +27,7 @@ from speechbrain_kd.metrics.intrusive import (
     si_sdr,
     snr,
     stoi,
+    undefined,
 )
 from speechbrain_kd.metrics.pool import DEFAULT_TIMEOUT, SafePool
 
@@ -197,6 +198,12 @@ def evaluate_pair(
         scores["si_sdr"] = si_sdr(clean, enhanced)
     if "snr" in metrics:
         scores["snr"] = snr(clean, enhanced)
+    for name in _FROM_COMPOSITE.intersection(metrics):
+        if math.isnan(scores[name]):
+            if name in _NEEDS_PESQ and math.isnan(pesq_score):
+                undefined(name, "needs PESQ, which is undefined")
+            else:
+                undefined(name, "shorter than two analysis frames")
     return {name: float(scores[name]) for name in metrics}
 
 

@@ -14,10 +14,13 @@ and the small ``eps`` floors act relative to the signal level.
 
 Failures never raise: a measure that is undefined for an input (digital
 silence, non-finite samples, audio too short for the measure) returns NaN
-and logs the reason at debug level. Invalid arguments (an unsupported
+and logs the reason at debug level (collected per metric inside
+:func:`undefined_reasons`). Invalid arguments (an unsupported
 sample rate or PESQ mode) raise ``ValueError``.
 """
 
+import contextlib
+import contextvars
 import logging
 import math
 import warnings
@@ -28,7 +31,15 @@ from pystoi import stoi as pystoi_stoi
 
 from speechbrain_kd.metrics.signals import aligned_pair
 
-__all__ = ["PESQ_MODES", "estoi", "pesq", "si_sdr", "snr", "stoi"]
+__all__ = [
+    "PESQ_MODES",
+    "estoi",
+    "pesq",
+    "si_sdr",
+    "snr",
+    "stoi",
+    "undefined_reasons",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +56,61 @@ _STOI_TOO_SHORT = "Not enough STFT frames"
 # 30 frames of 256 samples, hop 128, at pystoi's 10 kHz: shorter input can
 # never be scored (and very short input makes pystoi raise).
 _STOI_MIN_SECONDS = (29 * 128 + 256) / 10000
+
+
+_REASONS = contextvars.ContextVar("undefined_metric_reasons", default=None)
+
+
+@contextlib.contextmanager
+def undefined_reasons():
+    """Collects why metrics computed inside the block were undefined.
+
+    Yields
+    ------
+    dict
+        Filled with ``{metric: reason}`` for every metric that returned
+        NaN in the block (the first reason of each).
+
+    Example
+    -------
+    >>> with undefined_reasons() as reasons:
+    ...     score = pesq(np.zeros(16000), np.zeros(16000))
+    >>> reasons
+    {'pesq': 'silent reference (all zeros)'}
+    """
+    reasons = {}
+    token = _REASONS.set(reasons)
+    try:
+        yield reasons
+    finally:
+        _REASONS.reset(token)
+
+
+def undefined(metric, reason):
+    """Logs (and collects) why ``metric`` is undefined; returns NaN.
+
+    Arguments
+    ---------
+    metric : str
+        Metric name, e.g. ``pesq``.
+    reason : str
+        Why it cannot be computed.
+
+    Returns
+    -------
+    float
+        NaN.
+
+    Example
+    -------
+    >>> undefined("snr", "silent reference")
+    nan
+    """
+    logger.debug("%s is undefined for this pair: %s", metric, reason)
+    reasons = _REASONS.get()
+    if reasons is not None:
+        reasons.setdefault(metric, reason)
+    return math.nan
 
 
 def _normalised_pair(clean, enhanced):
@@ -134,8 +200,16 @@ def pesq(clean, enhanced, sample_rate=16000, mode=None):
         except (pesq_lib.PesqError, ValueError) as error:
             # ValueError: the C code met NaN internally (e.g. silence).
             reason = f"{type(error).__name__}: {error}"
-    logger.debug("PESQ is undefined for this pair: %s", reason)
-    return math.nan
+    return undefined("pesq", _pesq_reason(reason))
+
+
+def _pesq_reason(reason):
+    """A plain-words PESQ failure (the pesq package's names are cryptic)."""
+    if "NoUtterances" in reason:
+        return f"no speech found by PESQ's voice activity detector ({reason})"
+    if "BufferTooShort" in reason:
+        return f"shorter than PESQ's minimum of 1/4 s ({reason})"
+    return reason
 
 
 def _stoi(clean, enhanced, sample_rate, extended):
@@ -154,8 +228,7 @@ def _stoi(clean, enhanced, sample_rate, extended):
             reason = "non-finite score"
         else:
             return score
-    logger.debug("%s is undefined for this pair: %s", name, reason)
-    return math.nan
+    return undefined(name.lower(), reason)
 
 
 def stoi(clean, enhanced, sample_rate=16000):
@@ -263,8 +336,7 @@ def si_sdr(clean, enhanced, eps=EPS):
         if clean_energy == 0.0:
             reason = "constant reference"
     if reason is not None:
-        logger.debug("SI-SDR is undefined for this pair: %s", reason)
-        return math.nan
+        return undefined("si_sdr", reason)
     alpha = float(np.dot(enhanced, clean)) / (clean_energy + eps)
     target = alpha * clean
     residual = enhanced - target
@@ -303,8 +375,7 @@ def snr(clean, enhanced, eps=EPS):
     """
     clean, enhanced, reason = _normalised_pair(clean, enhanced)
     if reason is not None:
-        logger.debug("SNR is undefined for this pair: %s", reason)
-        return math.nan
+        return undefined("snr", reason)
     noise = clean - enhanced
     return 10.0 * math.log10(
         (float(np.dot(clean, clean)) + eps)
