@@ -21,6 +21,7 @@ from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
 from speechbrain_kd.hyperyaml import EXTENDS, recipe_source  # noqa: F401
+from speechbrain_kd.outputs import OutputFolderError, check_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +99,15 @@ def load_recipe(argv):
     atexit.register(_destroy_process_group)
     given = hparams_file
     hparams_file, overrides = recipe_source(hparams_file, overrides)
+    # Before loading: the yaml's Checkpointer creates folders under it.
+    output_folder = declared_output_folder(hparams_file, overrides)
     try:
+        if output_folder is not None:
+            check_output_folder(output_folder, "output_folder")
         with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)
+    except OutputFolderError as error:
+        exit_with_message(error)
     except KeyError as error:
         message = unknown_option_message(error, given)
         if message is None:
@@ -108,7 +115,45 @@ def load_recipe(argv):
         exit_with_message(message)
     except ValueError as error:  # a model refusing its settings, say
         exit_with_message(f"{given}: {error}")
+    except OSError as error:  # a folder the yaml creates, say
+        exit_with_message(f"{given}: {error}")
     return str(hparams_file), hparams, run_opts, overrides
+
+
+def declared_output_folder(hparams_file, overrides=None):
+    r"""The ``output_folder`` a recipe yaml resolves to, without loading it.
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+        The yaml.
+    overrides : str or dict, optional
+        Overrides on top.
+
+    Returns
+    -------
+    str or None
+        The folder, or None when the yaml has none (or cannot be resolved
+        yet: loading it then gives the error).
+
+    Example
+    -------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.yaml"
+    >>> _ = path.write_text("seed: 3\noutput_folder: !ref results/<seed>\n")
+    >>> declared_output_folder(path), declared_output_folder(path, "seed: 4")
+    ('results/3', 'results/4')
+    """
+    import ruamel.yaml
+    from hyperpyyaml import resolve_references
+
+    try:
+        with open(hparams_file, encoding="utf-8") as fin:
+            text = resolve_references(fin, overrides or "").getvalue()
+        folder = ruamel.yaml.YAML(typ="rt").load(text).get("output_folder")
+    except Exception:  # noqa: BLE001 (loading reports the real problem)
+        return None
+    return str(folder) if isinstance(folder, str) else None
 
 
 def unknown_option_message(error, hparams_file):

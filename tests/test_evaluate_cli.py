@@ -308,8 +308,7 @@ def test_failed_files_are_listed_with_their_reason(vbd, tmp_path, capsys):
         "stoi: shorter than 0.3968 s"
     )
     assert reasons["silent"] == (
-        "pesq: silent reference (all zeros); stoi: silent reference "
-        "(all zeros)"
+        "pesq: silent reference (all zeros); stoi: silent reference (all zeros)"
     )
     for name, reason in reasons.items():
         assert f"  {name}: {reason}" in out

@@ -488,3 +488,29 @@ def test_nonfinite_output_is_never_written(tmp_path):
             RATE,
         )
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "read-only"])
+def test_cli_unusable_output_dir_fails_before_loading(tmp_path, capsys, kind):
+    """Was a NotADirectoryError / PermissionError traceback."""
+    write(tmp_path / "in" / "a.wav", test_signal(0.1)[0].numpy())
+    if kind == "file":
+        out = tmp_path / "out.wav"
+        out.write_bytes(b"")
+    else:
+        out = pathlib.Path("/sys/sbkd_enhanced")
+    # The source does not exist: the output folder is checked first.
+    code = main(
+        [
+            "enhance",
+            "--source",
+            str(tmp_path / "no_model"),
+            str(tmp_path / "in"),
+            "--output-dir",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"speechbrain-kd: error: --output-dir {out} is not ")
+    assert ("is a file" if kind == "file" else "cannot write there") in err

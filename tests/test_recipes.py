@@ -316,3 +316,31 @@ def test_bad_model_setting_is_one_line_at_start_up(run_script, data_folder):
         f"error: {REPO / 'hparams' / 'manner_teacher.yaml'}: channels=16:"
     )
     assert "multiple of 3" in last
+
+
+@pytest.mark.parametrize("kind", ["file", "read-only"])
+def test_unusable_output_folder_is_one_line_before_any_work(
+    run_script, data_folder, tmp_path, kind
+):
+    """Was a NotADirectoryError / PermissionError traceback."""
+    if kind == "file":
+        blocker = tmp_path / "taken"
+        blocker.write_text("")
+        out, expected = blocker / "run", f"{blocker} is a file, not a folder"
+    else:
+        out, expected = pathlib.Path("/sys/sbkd_run"), "cannot write there"
+    result = run_recipe(
+        run_script,
+        "train_teacher.py",
+        "manner_teacher.yaml",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={tmp_path / 'prepared'}",
+        f"--output_folder={out}",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: output_folder {out} is not usable: ")
+    assert expected in last
+    assert not (tmp_path / "prepared").exists()  # before any work

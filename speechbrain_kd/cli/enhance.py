@@ -24,6 +24,7 @@ import pathlib
 import sys
 
 from speechbrain_kd.audio import AUDIO_SUFFIXES
+from speechbrain_kd.outputs import check_output_folder
 
 SHOWN_FAILURES = 20
 
@@ -201,7 +202,7 @@ def run(args):
             f"several inputs would be written to the same output: "
             f"{', '.join(duplicates[:5])}; enhance them separately"
         )
-    output_dir = pathlib.Path(args.output_dir)
+    output_dir = check_output_folder(args.output_dir, "--output-dir")
     savedir = args.savedir or str(output_dir / ".pretrained_model")
     enhancer = KDEnhancement.from_hparams(
         source=args.source,

@@ -37,6 +37,7 @@ from speechbrain_kd.hyperyaml import (
     resolved_nodes,
     yaml_text,
 )
+from speechbrain_kd.outputs import check_output_folder
 from speechbrain_kd.pretrained.card import model_card
 from speechbrain_kd.pretrained.checkpoints import (
     CHECKPOINT_NAMES,
@@ -307,6 +308,7 @@ def _check_output_dir(output_dir, force):
             f"output folder {output_dir} is not empty: choose another one "
             "or pass --force (force=True) to overwrite the exported files"
         )
+    check_output_folder(output_dir, "--output")
 
 
 def synthetic_noisy_clip(sample_rate=16000, seconds=EXAMPLE_SECONDS, seed=0):
