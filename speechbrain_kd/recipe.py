@@ -20,10 +20,21 @@ import sys
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
+from speechbrain_kd.brains.checkpoints import CheckpointSaveError
+from speechbrain_kd.brains.nonfinite import NonFiniteError
 from speechbrain_kd.hyperyaml import EXTENDS, recipe_source  # noqa: F401
 from speechbrain_kd.outputs import OutputFolderError, check_output_folder
 
 logger = logging.getLogger(__name__)
+
+#: Errors a recipe script reports in one line (they explain themselves).
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    TypeError,
+    NonFiniteError,
+    CheckpointSaveError,
+)
 
 
 def load_hparams_file(hparams_file, overrides=None):

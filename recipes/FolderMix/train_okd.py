@@ -20,6 +20,7 @@ from speechbrain_kd.brains import OKDMetricGANBrain
 from speechbrain_kd.data.folder_mix import prepare_folder_mix
 from speechbrain_kd.data.pipelines import dataio_prep
 from speechbrain_kd.recipe import (
+    USER_ERRORS,
     exit_with_message,
     fit_and_test,
     load_recipe,
@@ -125,7 +126,7 @@ def main(argv):
             max_key=hparams["ckpt_max_key"],
             selection_split=hparams.get("selection_split", "valid"),
         )
-    except (ValueError, FileNotFoundError, TypeError) as error:
+    except USER_ERRORS as error:
         exit_with_message(error)
 
 

@@ -30,7 +30,7 @@ from valentini_recipe import (
 import speechbrain as sb
 from speechbrain_kd.brains import KDBrain
 from speechbrain_kd.brains.teacher import HOW_TO_GET_A_TEACHER
-from speechbrain_kd.recipe import yaml_run_options
+from speechbrain_kd.recipe import USER_ERRORS, yaml_run_options
 
 
 def make_brain(hparams, run_opts):
@@ -122,7 +122,7 @@ def main(argv):
             max_key=hparams["ckpt_max_key"],
             selection_split=hparams.get("selection_split", "valid"),
         )
-    except (ValueError, FileNotFoundError, TypeError) as error:
+    except USER_ERRORS as error:
         exit_with_message(error)
 
 

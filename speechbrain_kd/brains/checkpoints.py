@@ -5,11 +5,15 @@ so a run killed during a save leaves a checkpoint that looks valid but has
 empty or truncated files, and the next start crashes while loading it.
 :func:`set_aside_incomplete_checkpoints` finds such checkpoints and moves
 them out of the way (``incomplete-CKPT+...``, never deleted), so that
-recovery falls back to the newest complete checkpoint.
+recovery falls back to the newest complete checkpoint. A save that fails
+on a full disk is one error (:func:`reported_save_failure`).
 """
 
+import contextlib
 import logging
+import shutil
 
+from speechbrain_kd.outputs import is_disk_full
 from speechbrain_kd.pretrained.checkpoints import checkpoint_problem
 
 logger = logging.getLogger(__name__)
@@ -141,3 +145,99 @@ def set_aside_incomplete_checkpoints(checkpointer):
         )
         moved.append(target)
     return moved
+
+
+#: Below this many free bytes, a failed write is reported as a full disk
+#: (PyTorch's zip writer fails with "iostream error", no errno).
+LOW_SPACE_BYTES = 1 << 20
+
+
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written (the run can resume)."""
+
+
+def free_bytes(folder):
+    """Free bytes on the file system of ``folder``.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        An existing folder.
+
+    Returns
+    -------
+    int
+        Bytes available.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> free_bytes(tempfile.gettempdir()) > 0
+    True
+    """
+    return shutil.disk_usage(folder).free
+
+
+@contextlib.contextmanager
+def reported_save_failure(checkpointer, what):
+    """Turns a checkpoint save failing on a full disk into one error.
+
+    The half-written checkpoint is set aside (as resuming would), and the
+    error says which one it was and where the run will resume from.
+
+    Arguments
+    ---------
+    checkpointer : speechbrain.utils.checkpoints.Checkpointer
+        The checkpointer saving inside the block.
+    what : str
+        The checkpoint, for the message (e.g. ``"of epoch 3"``).
+
+    Raises
+    ------
+    CheckpointSaveError
+        If the save failed with no space left on the device.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> checkpointer = Checkpointer(tempfile.mkdtemp(), {})
+    >>> with reported_save_failure(checkpointer, "of epoch 1"):
+    ...     _ = checkpointer.save_checkpoint(verbosity=logging.DEBUG)
+    >>> len(checkpointer.list_checkpoints())
+    1
+    """
+    folder = checkpointer.checkpoints_dir
+    before = set(folder.glob("CKPT+*"))
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        if not (is_disk_full(error) or free_bytes(folder) < LOW_SPACE_BYTES):
+            raise
+        started = sorted(set(folder.glob("CKPT+*")) - before)
+        aside = []
+        for path in started:
+            target = path.with_name(INCOMPLETE_PREFIX + path.name)
+            path.rename(target)
+            aside.append(str(target))
+        names = required_recoverables(checkpointer)
+        complete = [
+            c
+            for c in checkpointer.list_checkpoints()
+            if checkpoint_problem(c.path, names) is None
+        ]
+        resume = "no complete checkpoint exists yet: the run starts over"
+        if complete:
+            newest = max(complete, key=lambda c: c.meta.get("unixtime", 0))
+            resume = f"the run resumes from {newest.path}"
+        incomplete = (
+            f"the incomplete checkpoint is set aside as {', '.join(aside)}"
+            if aside
+            else "no checkpoint folder was started"
+        )
+        raise CheckpointSaveError(
+            f"no space left on the device of {folder} while saving the "
+            f"checkpoint {what}: {incomplete} (delete it to free space); "
+            f"{resume} when you run the same command again after freeing "
+            "space"
+        ) from None

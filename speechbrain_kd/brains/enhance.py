@@ -46,7 +46,10 @@ from speechbrain.utils.distributed import (
     run_on_main,
 )
 from speechbrain_kd.brains.batchnorm import recalibrate_batchnorm
-from speechbrain_kd.brains.checkpoints import set_aside_incomplete_checkpoints
+from speechbrain_kd.brains.checkpoints import (
+    reported_save_failure,
+    set_aside_incomplete_checkpoints,
+)
 from speechbrain_kd.brains.nonfinite import NonFiniteGuard
 from speechbrain_kd.metrics import ALL_METRICS, EnhancementMetricStats
 from speechbrain_kd.metrics.health import HEALTH_KEYS, collapsed
@@ -371,9 +374,12 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
                 self.check_finite_weights(
                     f"saving the checkpoint of epoch {epoch}"
                 )
-                self.checkpointer.save_and_keep_only(
-                    meta=meta, max_keys=[key], num_to_keep=1
-                )
+                with reported_save_failure(
+                    self.checkpointer, f"of epoch {epoch}"
+                ):
+                    self.checkpointer.save_and_keep_only(
+                        meta=meta, max_keys=[key], num_to_keep=1
+                    )
         else:
             self.log_stats(
                 {"Epoch loaded": self.hparams.epoch_counter.current}

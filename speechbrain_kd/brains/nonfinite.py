@@ -11,6 +11,8 @@ import logging
 
 import torch
 
+from speechbrain_kd.brains.checkpoints import reported_save_failure
+
 logger = logging.getLogger(__name__)
 
 
@@ -195,7 +197,8 @@ class NonFiniteGuard:
 
     def _save_intra_epoch_ckpt(self):
         self.check_finite_weights("saving an intra-epoch checkpoint")
-        super()._save_intra_epoch_ckpt()
+        with reported_save_failure(self.checkpointer, "within the epoch"):
+            super()._save_intra_epoch_ckpt()
 
 
 def _all_agree(flag):

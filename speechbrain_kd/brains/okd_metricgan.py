@@ -70,6 +70,7 @@ from tqdm import tqdm
 import speechbrain as sb
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from speechbrain_kd.brains.checkpoints import reported_save_failure
 from speechbrain_kd.brains.enhance import EnhanceBrain, _finite
 from speechbrain_kd.brains.historical import HistoricalRecord, HistoricalSet
 from speechbrain_kd.brains.teacher import module_selection_key
@@ -869,11 +870,12 @@ class OKDMetricGANBrain(EnhanceBrain):
         ):
             score = _finite(summaries[metric].get(self.selection_metric))
             meta[key] = score if counts else -math.inf
-        self.checkpointer.save_and_keep_only(
-            meta=meta,
-            max_keys=list(self.selection_keys.values()),
-            num_to_keep=1,
-        )
+        with reported_save_failure(self.checkpointer, f"of epoch {epoch}"):
+            self.checkpointer.save_and_keep_only(
+                meta=meta,
+                max_keys=list(self.selection_keys.values()),
+                num_to_keep=1,
+            )
 
     def on_evaluate_start(self, max_key=None, min_key=None):
         """Loads every generator from its own best checkpoint.
