@@ -77,6 +77,7 @@ from speechbrain_kd.brains.teacher import module_selection_key
 from speechbrain_kd.distill.okd import check_target_metrics, normalize_metric
 from speechbrain_kd.distill.taps import unwrap_model
 from speechbrain_kd.metrics import EnhancementMetricStats, evaluate_pairs
+from speechbrain_kd.pretrained.folder import read_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -914,11 +915,7 @@ class OKDMetricGANBrain(EnhanceBrain):
         for name, key in keys.items():
             best = checkpointer.find_checkpoint(max_key=key)
             file_name, module = recoverable_of(checkpointer, self.modules[name])
-            state = torch.load(
-                best.path / f"{file_name}.ckpt",
-                map_location=self.device,
-                weights_only=True,
-            )
+            state = read_parameters(best.path / f"{file_name}.ckpt")
             module.load_state_dict(state, strict=True)
             self.selected_epochs[name] = best.meta.get("epoch")
         logger.info(

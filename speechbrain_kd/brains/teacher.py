@@ -203,7 +203,12 @@ def load_teacher(model, source, savedir, max_key="pesq"):
         paths={"teacher": f"{fetch_source}/{filename}"},
     )
     collected = pretrainer.collect_files()
-    state_dict = read_parameters(collected["teacher"])
+    try:
+        state_dict = read_parameters(
+            collected["teacher"], shown_as=f"{fetch_source}/{filename}"
+        )
+    except CheckpointError as error:
+        raise TeacherLoadError(f"teacher_source: {error}") from None
     check_state_dict(model, state_dict, f"{fetch_source}/{filename}")
     logger.info("Loaded teacher from %s/%s", fetch_source, filename)
     model.eval()

@@ -15,8 +15,6 @@ computes what the official model computes.
 import os
 import re
 
-import torch
-
 #: Top-level official modules -> our modules.
 TOP_MODULES = {
     "in_conv.0": "in_conv.conv",
@@ -478,7 +476,9 @@ def load_official_checkpoint(checkpoint, model, stride=None):
     attention_layers=(1,), conv_kernel_size=31, growth=2)
     """
     if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = torch.load(checkpoint, map_location="cpu")
+        from speechbrain_kd.pretrained.folder import read_parameters
+
+        checkpoint = read_parameters(checkpoint)
     ours = _model_preset(model)
     needed = preset_for_official_state_dict(
         checkpoint, stride=ours["stride"] if stride is None else stride

@@ -15,17 +15,13 @@ import math
 import pathlib
 import zipfile
 
-from speechbrain_kd.pretrained.folder import MODEL_FILE
+from speechbrain_kd.pretrained.folder import MODEL_FILE, CheckpointError
 
 logger = logging.getLogger(__name__)
 
 #: Parameter files looked for, in order, in a checkpoint or model folder
 #: (``model.ckpt``: the ``model`` module of a training checkpoint).
 CHECKPOINT_NAMES = ("model.ckpt", MODEL_FILE)
-
-
-class CheckpointError(ValueError):
-    """Raised when parameters cannot be found or do not fit the model."""
 
 
 def looks_like_local_path(source):

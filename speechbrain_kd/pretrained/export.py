@@ -37,7 +37,6 @@ from speechbrain_kd.hyperyaml import (
     resolved_nodes,
     yaml_text,
 )
-from speechbrain_kd.outputs import check_output_folder
 from speechbrain_kd.pretrained.card import model_card
 from speechbrain_kd.pretrained.checkpoints import (
     CHECKPOINT_NAMES,
@@ -308,6 +307,8 @@ def _check_output_dir(output_dir, force):
             f"output folder {output_dir} is not empty: choose another one "
             "or pass --force (force=True) to overwrite the exported files"
         )
+    from speechbrain_kd.outputs import check_output_folder
+
     check_output_folder(output_dir, "--output")
 
 

@@ -36,6 +36,11 @@ True
 import json
 import pathlib
 
+
+class CheckpointError(ValueError):
+    """Raised when parameters cannot be found or do not fit the model."""
+
+
 #: Hyperparameter file of a model folder.
 HPARAMS_FILE = "hyperparams.yaml"
 #: File holding the model's state dict.
@@ -121,18 +126,28 @@ def check_model_folder(folder, hparams_file=HPARAMS_FILE):
     return folder.resolve()
 
 
-def read_parameters(path):
+def read_parameters(path, shown_as=None):
     """The state dict of a model folder (or of a ``.ckpt`` file).
 
     Arguments
     ---------
     path : str or pathlib.Path
         A model folder (its :data:`MODEL_FILE` is read) or a file.
+    shown_as : str, optional
+        The file's name in errors (e.g. the source of a collected copy).
 
     Returns
     -------
     object
         What the file holds (a state dict), on the CPU.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    CheckpointError
+        If the file is empty, truncated, not a PyTorch file or holds
+        objects other than tensors (never loaded: they could run code).
 
     Example
     -------
@@ -147,7 +162,110 @@ def read_parameters(path):
     path = pathlib.Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 (torch raises many kinds)
+        raise CheckpointError(
+            f"cannot read the parameter file {shown_as or path}: "
+            f"{unreadable_reason(path, error)}"
+        ) from None
+
+
+def parameter_file_problem(path):
+    """Why a parameter file cannot be a PyTorch file, without loading it.
+
+    Arguments
+    ---------
+    path : pathlib.Path
+        The file.
+
+    Returns
+    -------
+    str or None
+        The reason (empty, truncated or damaged, not a PyTorch file), or
+        None when it looks sound.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.ckpt"
+    >>> _ = path.write_text("hello")
+    >>> parameter_file_problem(path)
+    'it is not a PyTorch parameter file; point at a .ckpt written by torch.save'
+    """
+    import zipfile
+
+    path = pathlib.Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return (
+            "it is empty (0 bytes), probably a save that was interrupted; "
+            "use an earlier checkpoint or train again"
+        )
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    if start != b"PK":
+        if start.startswith(b"\x80"):  # a legacy (pre-zip) torch file
+            return None
+        return (
+            "it is not a PyTorch parameter file; point at a .ckpt written "
+            "by torch.save"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip() is not None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        damaged = True
+    if damaged:
+        return (
+            f"it is truncated or damaged ({size} bytes), probably a save "
+            "that was interrupted; use an earlier checkpoint or copy the "
+            "file again"
+        )
+    return None
+
+
+def unreadable_reason(path, error):
+    """Why ``torch.load`` failed on ``path``, in words.
+
+    Never advises loading unsafely (``weights_only=False``), as PyTorch's
+    own message does.
+
+    Arguments
+    ---------
+    path : pathlib.Path
+        The file.
+    error : Exception
+        What ``torch.load`` raised.
+
+    Returns
+    -------
+    str
+        The reason.
+
+    Example
+    -------
+    >>> import pickle, tempfile, torch
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.ckpt"
+    >>> torch.save({"w": torch.ones(1)}, path)
+    >>> unreadable_reason(path, pickle.UnpicklingError("Weights only"))[:40]
+    'it holds Python objects besides tensors,'
+    """
+    import pickle
+
+    problem = parameter_file_problem(path)
+    if problem is not None:
+        return problem
+    if isinstance(error, pickle.UnpicklingError):
+        return (
+            "it holds Python objects besides tensors, which are never "
+            "loaded (they could run code); a model's parameters are a "
+            "state dict of tensors, e.g. torch.save(model.state_dict(), "
+            "path)"
+        )
+    return f"{type(error).__name__}: {error}"
 
 
 def write_parameters(folder, module):

@@ -38,6 +38,7 @@ With a MANNER-S-1.5GF: 64 dB for the default 10-s chunks, 38.5 dB for
 """
 
 import pathlib
+import pickle
 
 import torch
 
@@ -62,7 +63,9 @@ from speechbrain_kd.pretrained.folder import (
     MODEL_FILE,
     MODULE_KEY,
     check_model_folder,
+    parameter_file_problem,
     read_parameters,
+    unreadable_reason,
 )
 from speechbrain_kd.pretrained.streaming import StreamingEnhancer
 
@@ -174,10 +177,24 @@ class KDEnhancement(Pretrained):
         """
         if looks_like_local_path(source):
             source = str(check_model_folder(source, hparams_file))
+            # Read before SpeechBrain's Pretrainer, whose torch.load
+            # traceback would name neither the file nor the problem.
+            problem = parameter_file_problem(pathlib.Path(source) / MODEL_FILE)
+            if problem is not None:
+                raise ModelLoadError(
+                    f"cannot read the parameter file {source}/{MODEL_FILE}: "
+                    f"{problem}"
+                )
         try:
             return super().from_hparams(
                 source=source, hparams_file=hparams_file, **kwargs
             )
+        except pickle.UnpicklingError as error:
+            path = pathlib.Path(kwargs.get("savedir") or source) / MODEL_FILE
+            raise ModelLoadError(
+                f"cannot read the parameter file {source}/{MODEL_FILE}: "
+                f"{unreadable_reason(path, error)}"
+            ) from None
         except RuntimeError as error:
             # The Pretrainer's non-strict load still fails on a shape
             # mismatch, before __init__ can check the keys.
@@ -207,10 +224,8 @@ class KDEnhancement(Pretrained):
             )
         try:
             state_dict = read_parameters(path)
-        except Exception as error:  # a corrupt or foreign file
-            raise ModelLoadError(
-                f"cannot read the parameters {path}: {error}"
-            ) from error
+        except CheckpointError as error:  # a corrupt or foreign file
+            raise ModelLoadError(str(error)) from None
         model = self.mods[MODULE_KEY]
         try:
             check_state_dict(
