@@ -8,6 +8,7 @@ the code paths are those of the full recipes.
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,3 +345,36 @@ def test_unusable_output_folder_is_one_line_before_any_work(
     assert last.startswith(f"error: output_folder {out} is not usable: ")
     assert expected in last
     assert not (tmp_path / "prepared").exists()  # before any work
+
+
+def test_output_folder_of_another_model_size_is_one_error(
+    run_script, teacher_run, data_folder, tmp_path
+):
+    """Was 100+ "size mismatch" lines."""
+    out = tmp_path / "reused"
+    shutil.copytree(teacher_run / "run" / "save", out / "save")
+    result = run_recipe(
+        run_script,
+        "train_teacher.py",
+        "manner_teacher.yaml",
+        "--debug",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={teacher_run / 'prepared'}",
+        f"--output_folder={out}",
+        "--debug_persistently",
+        "--channels=9",  # the checkpoints were trained with 6
+        "--depth=4",
+        "--attention_layers=[0, 1, 2, 3]",
+        *FAST,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: the checkpoint {out / 'save'}/CKPT+")
+    assert (
+        " holds another model: " in last and "tensors differ in shape" in last
+    )
+    assert "torch.Size([6, " in last and "torch.Size([9, " in last
+    assert "choose another output_folder (--output_folder)" in last
+    assert f"or delete {out / 'save'} to start over" in last

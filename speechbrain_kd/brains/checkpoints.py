@@ -241,3 +241,83 @@ def reported_save_failure(checkpointer, what):
             f"{resume} when you run the same command again after freeing "
             "space"
         ) from None
+
+
+class OtherModelCheckpointError(ValueError):
+    """The output folder holds checkpoints of another model."""
+
+
+def recover_checkpoint(checkpointer, **kwargs):
+    """``checkpointer.recover_if_possible``, one error for another model.
+
+    An output folder reused with other model settings (another size,
+    say) made PyTorch list every mismatched tensor, 100+ lines.
+
+    Arguments
+    ---------
+    checkpointer : speechbrain.utils.checkpoints.Checkpointer
+        The checkpointer.
+    **kwargs : dict
+        Passed to ``recover_if_possible`` (``max_key``, ...).
+
+    Returns
+    -------
+    speechbrain.utils.checkpoints.Checkpoint or None
+        The checkpoint loaded.
+
+    Raises
+    ------
+    OtherModelCheckpointError
+        If the checkpoint's parameters do not fit the modules.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> folder = tempfile.mkdtemp()
+    >>> ckpt = Checkpointer(folder, {"model": torch.nn.Linear(2, 2)})
+    >>> _ = ckpt.save_checkpoint(verbosity=logging.DEBUG)
+    >>> other = Checkpointer(folder, {"model": torch.nn.Linear(3, 3)})
+    >>> try:
+    ...     recover_checkpoint(other)
+    ... except OtherModelCheckpointError as error:
+    ...     print(str(error).split(": ")[1])
+    2 tensors differ in shape (weight
+    """
+    try:
+        return checkpointer.recover_if_possible(**kwargs)
+    except (RuntimeError, ValueError) as error:
+        text = str(error)
+        if not (
+            "Error(s) in loading state_dict" in text
+            or "doesn't match the size of optimizer's group" in text
+        ):
+            raise
+        newest = checkpointer.find_checkpoint(**kwargs)
+        where = newest.path if newest is not None else checkpointer
+        shapes = [
+            line.strip()[len("size mismatch for ") :]
+            for line in text.splitlines()
+            if line.strip().startswith("size mismatch for ")
+        ]
+        if shapes:
+            first = shapes[0].split(": copying a param with shape ")
+            detail = f"{len(shapes)} tensors differ in shape ({first[0]}"
+            if len(first) == 2:
+                saved, _, current = first[1].partition(
+                    " from checkpoint, the shape in current model is "
+                )
+                detail += f": {saved} saved, {current.rstrip('.')} now"
+            detail += ", ...)" if len(shapes) > 1 else ")"
+        elif "Missing key" in text or "Unexpected key" in text:
+            detail = "its tensors have other names"
+        else:
+            detail = "its optimizer state has other parameter groups"
+        folder = checkpointer.checkpoints_dir
+        raise OtherModelCheckpointError(
+            f"the checkpoint {where} holds another model: {detail}. The "
+            f"output folder {folder.parent} was used by a run with other "
+            "model settings; choose another output_folder "
+            f"(--output_folder) for this one, or delete {folder} to start "
+            "over"
+        ) from None

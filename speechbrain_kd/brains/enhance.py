@@ -47,6 +47,7 @@ from speechbrain.utils.distributed import (
 )
 from speechbrain_kd.brains.batchnorm import recalibrate_batchnorm
 from speechbrain_kd.brains.checkpoints import (
+    recover_checkpoint,
     reported_save_failure,
     set_aside_incomplete_checkpoints,
 )
@@ -496,7 +497,7 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
                 set_aside_incomplete_checkpoints,
                 kwargs={"checkpointer": self.checkpointer},
             )
-            self.checkpointer.recover_if_possible()
+            recover_checkpoint(self.checkpointer)
 
     # -- distributed ---------------------------------------------------------
     def _wrap_distributed(self):

@@ -70,7 +70,10 @@ from tqdm import tqdm
 import speechbrain as sb
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
-from speechbrain_kd.brains.checkpoints import reported_save_failure
+from speechbrain_kd.brains.checkpoints import (
+    recover_checkpoint,
+    reported_save_failure,
+)
 from speechbrain_kd.brains.enhance import EnhanceBrain, _finite
 from speechbrain_kd.brains.historical import HistoricalRecord, HistoricalSet
 from speechbrain_kd.brains.teacher import module_selection_key
@@ -911,7 +914,7 @@ class OKDMetricGANBrain(EnhanceBrain):
             super().on_evaluate_start(max_key=max_key, min_key=min_key)
             return
         keys = self.selection_keys
-        checkpointer.recover_if_possible(max_key=keys[self.generator_names[0]])
+        recover_checkpoint(checkpointer, max_key=keys[self.generator_names[0]])
         for name, key in keys.items():
             best = checkpointer.find_checkpoint(max_key=key)
             file_name, module = recoverable_of(checkpointer, self.modules[name])
