@@ -309,5 +309,11 @@ def exit_with_message(error):
     error : Exception
         The error to report.
     """
-    print(f"error: {error}", file=sys.stderr)
+    message = str(error)
+    if "Original Traceback" in message:
+        # Raised in a DataLoader worker: PyTorch puts the worker's whole
+        # traceback in the message; its last line is the error itself.
+        last = message.strip().splitlines()[-1]
+        message = last.split(": ", 1)[-1] if ": " in last else last
+    print(f"error: {message}", file=sys.stderr)
     sys.exit(2)

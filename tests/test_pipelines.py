@@ -9,7 +9,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain_kd.data.pipelines import dataio_prep, expand_segments
+from speechbrain_kd.data.pipelines import (
+    DamagedDataError,
+    dataio_prep,
+    expand_segments,
+)
 
 SR = 16000
 
@@ -217,3 +221,57 @@ def test_wrong_sample_rate(tmp_path):
         message = str(info.value)
         assert str(tmp_path / "noisy.wav") in message
         assert "8000 Hz" in message and "sample_rate=16000" in message
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "missing"])
+def test_file_damaged_after_preparation_names_file_and_remedy(tmp_path, damage):
+    """A prepared file spoilt later was a soundfile traceback mid-epoch."""
+    clean = np.linspace(-0.5, 0.5, 16000, dtype="float32")
+    for name in ("clean", "noisy"):
+        sf.write(tmp_path / f"{name}.wav", clean, 16000, subtype="PCM_16")
+    manifest = tmp_path / "prepared" / "train.json"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        json.dumps(
+            {
+                "u1": {
+                    "noisy_wav": str(tmp_path / "noisy.wav"),
+                    "clean_wav": str(tmp_path / "clean.wav"),
+                    "length": 1.0,
+                }
+            }
+        )
+    )
+    noisy = tmp_path / "noisy.wav"
+    data = noisy.read_bytes()
+    if damage == "garbage":
+        noisy.write_bytes(b"garbage!" * 100)
+    elif damage == "truncated":
+        noisy.write_bytes(data[: len(data) // 2])
+    else:
+        noisy.unlink()
+    for hop in (None, 1.0):
+        problem = {
+            "garbage": "cannot be read (",
+            "truncated": "is truncated ("
+            + (
+                "7989 frames; the manifest says 16000)"
+                if hop is None
+                else "frames 0-16000 requested, 7989 read; its header "
+                "says 7989)"
+            ),
+            "missing": "does not exist",
+        }[damage]
+        sets = dataio_prep(
+            train_json=manifest, segment_seconds=1.0, segment_hop_seconds=hop
+        )
+        with pytest.raises(DamagedDataError) as error:
+            sets["train"][0]
+        message = str(error.value)
+        assert message.startswith(f"{noisy}, listed in {manifest}, {problem}")
+        assert message.endswith(
+            "the prepared data was damaged after preparation (a full disk, "
+            "an interrupted copy?). Prepare it again: delete "
+            f"{manifest.parent} (the prepare_folder) and run the same "
+            "command without --skip_prep=True"
+        )

@@ -378,3 +378,46 @@ def test_output_folder_of_another_model_size_is_one_error(
     assert "torch.Size([6, " in last and "torch.Size([9, " in last
     assert "choose another output_folder (--output_folder)" in last
     assert f"or delete {out / 'save'} to start over" in last
+
+
+def test_file_damaged_after_preparation_is_one_line(
+    run_script, teacher_run, data_folder, tmp_path
+):
+    """Was a soundfile traceback from a DataLoader worker, mid-epoch."""
+    source = teacher_run / "prepared"
+    prepared = tmp_path / "prepared"
+    shutil.copytree(source, prepared)
+    for manifest in prepared.glob("*.json"):
+        manifest.write_text(
+            manifest.read_text().replace(str(source), str(prepared))
+        )
+    train = json.loads((prepared / "train.json").read_text())
+    damaged = pathlib.Path(next(iter(train.values()))["noisy_wav"])
+    assert prepared in damaged.parents
+    damaged.write_bytes(b"garbage!" * 64)
+    result = run_recipe(
+        run_script,
+        "train_teacher.py",
+        "manner_teacher.yaml",
+        "--debug",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={prepared}",
+        "--skip_prep=True",
+        f"--output_folder={tmp_path / 'run'}",
+        *TINY_TEACHER,
+        "--metric_jobs=1",
+        "--num_workers=1",  # the error crosses a DataLoader worker
+        "--segment_seconds=1.0",
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: {damaged}, listed in {prepared / 'train.json'}, cannot be "
+        "read ("
+    )
+    assert last.endswith(
+        f"Prepare it again: delete {prepared} (the prepare_folder) and run "
+        "the same command without --skip_prep=True"
+    )

@@ -12,6 +12,10 @@ overlapping segments per utterance (as in MANNER). Validation and test items
 are whole utterances.
 """
 
+import os
+import pathlib
+
+import numpy as np
 import soundfile as sf
 import torch
 
@@ -127,11 +131,11 @@ def dataio_prep(
             data = expand_segments(
                 data, segment_seconds, segment_hop_seconds, sample_rate
             )
-            pipeline = _span_pipeline(sample_rate)
+            pipeline = _span_pipeline(sample_rate, train_json)
         elif segment is not None:
-            pipeline = _random_crop_pipeline(segment, sample_rate)
+            pipeline = _random_crop_pipeline(segment, sample_rate, train_json)
         else:
-            pipeline = _whole_pipeline(sample_rate)
+            pipeline = _whole_pipeline(sample_rate, train_json)
         datasets["train"] = DynamicItemDataset(
             data, dynamic_items=[pipeline], output_keys=OUTPUT_KEYS
         )
@@ -143,7 +147,7 @@ def dataio_prep(
         _check_not_empty(data, path)
         datasets[split] = DynamicItemDataset(
             data,
-            dynamic_items=[_whole_pipeline(sample_rate)],
+            dynamic_items=[_whole_pipeline(sample_rate, path)],
             output_keys=OUTPUT_KEYS,
         )
     return datasets
@@ -210,7 +214,7 @@ def expand_segments(data, segment_seconds, hop_seconds, sample_rate):
     return out
 
 
-def read_mono(path, sample_rate, start=0, stop=None):
+def read_mono(path, sample_rate, start=0, stop=None, manifest=None):
     """Reads ``path[start:stop]`` as a float32 1-D tensor.
 
     Only the requested frames are decoded.
@@ -223,6 +227,8 @@ def read_mono(path, sample_rate, start=0, stop=None):
         Expected sample rate.
     start, stop : int
         Frame range (``stop=None``: to the end).
+    manifest : str, optional
+        The manifest listing ``path`` (named in errors).
 
     Returns
     -------
@@ -233,9 +239,12 @@ def read_mono(path, sample_rate, start=0, stop=None):
     ------
     ValueError
         If the file's rate is not ``sample_rate`` or it is not mono.
+    DamagedDataError
+        If the file cannot be read, is shorter than its header says or
+        holds non-finite samples.
     """
-    with _open_checked(path, sample_rate) as f:
-        return _read_frames(f, start, stop)
+    with _open_checked(path, sample_rate, manifest) as f:
+        return _read_frames(f, start, stop, manifest)
 
 
 def _seconds_to_samples(seconds, sample_rate):
@@ -252,8 +261,33 @@ def _check_not_empty(data, path):
         raise ValueError(f"Manifest {path} has no entry; prepare it again")
 
 
-def _open_checked(path, sample_rate):
-    f = sf.SoundFile(path)
+class DamagedDataError(ValueError):
+    """A prepared audio file turned out unreadable while training."""
+
+
+def _damaged(path, problem, manifest):
+    """The error for a prepared file damaged after preparation."""
+    listed = f", listed in {manifest}," if manifest is not None else ""
+    folder = (
+        f"delete {pathlib.Path(manifest).parent} (the prepare_folder)"
+        if manifest is not None
+        else "delete the prepare_folder"
+    )
+    return DamagedDataError(
+        f"{path}{listed} {problem}: the prepared data was damaged after "
+        f"preparation (a full disk, an interrupted copy?). Prepare it "
+        f"again: {folder} and run the same command without "
+        "--skip_prep=True"
+    )
+
+
+def _open_checked(path, sample_rate, manifest=None):
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        if not os.path.exists(path):
+            raise _damaged(path, "does not exist", manifest) from None
+        raise _damaged(path, f"cannot be read ({error})", manifest) from None
     if f.samplerate != sample_rate:
         f.close()
         raise ValueError(
@@ -271,57 +305,78 @@ def _open_checked(path, sample_rate):
     return f
 
 
-def _read_frames(f, start, stop):
+def _read_frames(f, start, stop, manifest=None):
     if stop is None:
         stop = f.frames
-    f.seek(start)
-    data = f.read(stop - start, dtype="float32", always_2d=False)
+    try:
+        f.seek(start)
+        data = f.read(stop - start, dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise _damaged(f.name, f"cannot be read ({error})", manifest) from None
+    if len(data) < stop - start:
+        raise _damaged(
+            f.name,
+            f"is truncated (frames {start}-{stop} requested, "
+            f"{len(data)} read; its header says {f.frames})",
+            manifest,
+        )
+    if not np.isfinite(data).all():
+        raise _damaged(f.name, "holds non-finite samples", manifest)
     return torch.from_numpy(data)
 
 
-def _random_crop_pipeline(segment, sample_rate):
+def _random_crop_pipeline(segment, sample_rate, manifest=None):
     """Random crop at the same offset in both files of a pair."""
 
-    @takes("noisy_wav", "clean_wav")
+    @takes("noisy_wav", "clean_wav", "length")
     @provides("noisy_sig", "clean_sig")
-    def crop(noisy_wav, clean_wav):
+    def crop(noisy_wav, clean_wav, length):
         """A random crop of the same span of both files."""
-        with _open_checked(noisy_wav, sample_rate) as noisy:
-            with _open_checked(clean_wav, sample_rate) as clean:
+        expected = int(round(float(length) * sample_rate))
+        with _open_checked(noisy_wav, sample_rate, manifest) as noisy:
+            with _open_checked(clean_wav, sample_rate, manifest) as clean:
+                for f in (noisy, clean):
+                    if f.frames < expected:
+                        raise _damaged(
+                            f.name,
+                            f"is truncated ({f.frames} frames; the "
+                            f"manifest says {expected})",
+                            manifest,
+                        )
                 frames = min(noisy.frames, clean.frames)
                 start = 0
                 if frames > segment:
                     start = int(torch.randint(frames - segment + 1, ()).item())
                 stop = min(start + segment, frames)
-                noisy_sig = _read_frames(noisy, start, stop)
-                clean_sig = _read_frames(clean, start, stop)
+                noisy_sig = _read_frames(noisy, start, stop, manifest)
+                clean_sig = _read_frames(clean, start, stop, manifest)
         yield noisy_sig
         yield clean_sig
 
     return crop
 
 
-def _span_pipeline(sample_rate):
+def _span_pipeline(sample_rate, manifest=None):
     """Reads the ``[start, stop)`` span of both files of a pair."""
 
     @takes("noisy_wav", "clean_wav", "start", "stop")
     @provides("noisy_sig", "clean_sig")
     def span(noisy_wav, clean_wav, start, stop):
         """The segment ``[start, stop)`` of both files."""
-        yield read_mono(noisy_wav, sample_rate, start, stop)
-        yield read_mono(clean_wav, sample_rate, start, stop)
+        yield read_mono(noisy_wav, sample_rate, start, stop, manifest)
+        yield read_mono(clean_wav, sample_rate, start, stop, manifest)
 
     return span
 
 
-def _whole_pipeline(sample_rate):
+def _whole_pipeline(sample_rate, manifest=None):
     """Reads both files of a pair whole."""
 
     @takes("noisy_wav", "clean_wav")
     @provides("noisy_sig", "clean_sig")
     def whole(noisy_wav, clean_wav):
         """Both files, whole."""
-        yield read_mono(noisy_wav, sample_rate)
-        yield read_mono(clean_wav, sample_rate)
+        yield read_mono(noisy_wav, sample_rate, manifest=manifest)
+        yield read_mono(clean_wav, sample_rate, manifest=manifest)
 
     return whole
