@@ -371,6 +371,8 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
             )
             key = self.hparam("ckpt_max_key", "pesq")
             meta = {key: _finite(stats.get(key)), "epoch": epoch}
+            if meta[key] == -math.inf and if_main_process():
+                logger.warning(undefined_selection(key, self.metrics, epoch))
             if self.checkpointer is not None:
                 self.check_finite_weights(
                     f"saving the checkpoint of epoch {epoch}"
@@ -624,6 +626,48 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
             total = getattr(scheduler, "total_steps", math.inf)
             if scheduler.last_epoch + 1 < total:
                 scheduler.step()
+
+
+def undefined_selection(key, metrics, epoch, option="ckpt_max_key"):
+    """Why a checkpoint is scored -inf: its selection metric is undefined.
+
+    Arguments
+    ---------
+    key : str
+        The selection metric (``ckpt_max_key``).
+    metrics : EnhancementMetricStats
+        The validation scores.
+    epoch : int or None
+        The epoch.
+    option : str
+        The hyperparameter that chooses the metric.
+
+    Returns
+    -------
+    str
+        The warning.
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> stats = SimpleNamespace(ids=["a", "b"], durations=[0.1, 0.2])
+    >>> print(undefined_selection("pesq", stats, 3))  # doctest: +ELLIPSIS
+    epoch 3: pesq is undefined for every one of the 2 validation ...
+    """
+    shortest = min(getattr(metrics, "durations", None) or [math.nan])
+    needs = {
+        "pesq": "PESQ needs 1/4 s and some speech",
+        "stoi": "STOI needs about 0.4 s of speech",
+        "estoi": "ESTOI needs about 0.4 s of speech",
+    }.get(key, "see the metric's documentation")
+    return (
+        f"epoch {epoch}: {key} is undefined for every one of the "
+        f"{len(metrics.ids)} validation utterances (the shortest lasts "
+        f"{shortest:.2f} s; {needs}), so this checkpoint is scored -inf and "
+        f"the best checkpoint cannot be chosen by {key}. Use longer "
+        "validation utterances, or select on another metric "
+        f"(--{option}=si_sdr, say)"
+    )
 
 
 def _finite(value):

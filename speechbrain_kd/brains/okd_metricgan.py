@@ -74,7 +74,11 @@ from speechbrain_kd.brains.checkpoints import (
     recover_checkpoint,
     reported_save_failure,
 )
-from speechbrain_kd.brains.enhance import EnhanceBrain, _finite
+from speechbrain_kd.brains.enhance import (
+    EnhanceBrain,
+    _finite,
+    undefined_selection,
+)
 from speechbrain_kd.brains.historical import HistoricalRecord, HistoricalSet
 from speechbrain_kd.brains.teacher import module_selection_key
 from speechbrain_kd.distill.okd import check_target_metrics, normalize_metric
@@ -873,6 +877,17 @@ class OKDMetricGANBrain(EnhanceBrain):
             self.target_metrics, self.selection_keys.items(), strict=False
         ):
             score = _finite(summaries[metric].get(self.selection_metric))
+            if counts and score == -math.inf and if_main_process():
+                logger.warning(
+                    "%s: %s",
+                    name,
+                    undefined_selection(
+                        self.selection_metric,
+                        self.generator_metrics[metric],
+                        epoch,
+                        option="selection_metric",
+                    ),
+                )
             meta[key] = score if counts else -math.inf
         with reported_save_failure(self.checkpointer, f"of epoch {epoch}"):
             self.checkpointer.save_and_keep_only(

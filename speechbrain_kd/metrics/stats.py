@@ -151,6 +151,7 @@ class EnhancementMetricStats(MetricStats):
         self.ids = []
         self.rows = []
         self.scores = []
+        self.durations = []
         self.summary = {}
         self.health = OutputHealth()
 
@@ -207,6 +208,7 @@ class EnhancementMetricStats(MetricStats):
         self.ids.extend(ids)
         self.rows.extend(rows)
         self.scores.extend(row[self.metrics[0]] for row in rows)
+        self.durations.extend(len(t) / self.sample_rate for t in target)
         for clean, enhanced in zip(target, predict, strict=False):
             self.health.append(clean, enhanced)
 
