@@ -45,6 +45,7 @@ from speechbrain_kd.distill import (
 from speechbrain_kd.lobes.manner import MANNER
 from speechbrain_kd.losses import WeightedCleanNoiseLoss
 from speechbrain_kd.metrics import si_sdr, snr
+from speechbrain_kd.pretrained import KDEnhancement
 
 SR = 16000
 RUN_OPTS = {"device": "cpu", "noprogressbar": True}
@@ -422,6 +423,31 @@ def test_looks_like_local_path_existing_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "org" / "name").mkdir(parents=True)
     assert looks_like_local_path("org/name") is True
+
+
+@pytest.mark.parametrize(
+    "source", ["models/base_typo", "org/model.ckpt", "org/with space"]
+)
+def test_missing_path_like_source_is_not_a_hub_id(
+    tmp_path, monkeypatch, source
+):
+    """``models/base_typo`` was looked up on the hub, with 30 s of retries,
+    although ``models/`` is a local folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    assert looks_like_local_path(source) is True
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr("speechbrain.utils.fetching.fetch", no_network)
+    monkeypatch.setattr(
+        "speechbrain.utils.parameter_transfer.fetch", no_network
+    )
+    with pytest.raises(TeacherLoadError, match="does not exist"):
+        load_teacher(make_teacher(), source, tmp_path / "collected")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        KDEnhancement.from_hparams(source=source, savedir=tmp_path / "c")
 
 
 # --------------------------------------------------------------------------

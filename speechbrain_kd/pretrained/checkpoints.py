@@ -13,6 +13,7 @@ silently be wrong.
 import logging
 import math
 import pathlib
+import re
 import zipfile
 
 from speechbrain_kd.pretrained.folder import MODEL_FILE, CheckpointError
@@ -22,6 +23,11 @@ logger = logging.getLogger(__name__)
 #: Parameter files looked for, in order, in a checkpoint or model folder
 #: (``model.ckpt``: the ``model`` module of a training checkpoint).
 CHECKPOINT_NAMES = ("model.ckpt", MODEL_FILE)
+
+#: What a HuggingFace repository id looks like (``org/name``).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+#: Suffixes of files, never of a hub repository.
+FILE_SUFFIXES = {".ckpt", ".pt", ".pth", ".yaml", ".json", ".wav"}
 
 
 def looks_like_local_path(source):
@@ -36,7 +42,10 @@ def looks_like_local_path(source):
     -------
     bool
         True for absolute, ``./``, ``../``, ``~`` paths, paths with more
-        than one ``/`` and anything that exists on disk.
+        than one ``/``, anything that exists on disk, ``a/b`` when the
+        folder ``a`` exists here (a typo in ``models/base`` is not looked
+        up on the hub) and names a hub id cannot have (spaces, a file
+        suffix such as ``.ckpt``).
 
     Example
     -------
@@ -44,13 +53,20 @@ def looks_like_local_path(source):
     False
     >>> looks_like_local_path("results/manner_teacher/100")
     True
+    >>> looks_like_local_path("org/model.ckpt")
+    True
     """
     text = str(source)
-    if pathlib.Path(text).expanduser().exists():
+    path = pathlib.Path(text).expanduser()
+    if path.exists():
         return True
     if text.startswith(("/", "./", "../", "~", ".\\")):
         return True
-    return text.count("/") != 1 or text.endswith("/")
+    if text.count("/") != 1 or text.endswith("/"):
+        return True
+    if path.parent.is_dir():
+        return True
+    return HUB_ID.fullmatch(text) is None or path.suffix in FILE_SUFFIXES
 
 
 def module_selection_key(key, module):
