@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import pathlib
 import zlib
 
 import numpy as np
@@ -375,3 +376,58 @@ def test_prepare_synthetic_mini_valentini(tmp_path):
             info = sf.info(entry["clean_wav"])
             assert info.samplerate == 16000
             assert entry["length"] == info.frames / 16000
+
+
+def _to_flac(folder):
+    for wav in sorted(folder.glob("*.wav")):
+        data, rate = sf.read(wav, dtype="int16")
+        sf.write(wav.with_suffix(".flac"), data, rate, subtype="PCM_16")
+        wav.unlink()
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_flac_corpus_is_prepared(tmp_path, rate):
+    """A folder of .flac files said "remove the empty folders"."""
+    suffix = "_16k" if rate == 16000 else ""
+    data = tmp_path / "data"
+    wav = tmp_path / "wav"
+    for root in (data, wav):
+        _make_split(root, "testset", ["p232_001", "p232_002"], suffix, rate)
+    for folder in data.iterdir():
+        _to_flac(folder)
+    flac = _load(prepare_valentini(data, tmp_path / "flac_prep")["test"])
+    reference = _load(prepare_valentini(wav, tmp_path / "wav_prep")["test"])
+    assert list(flac) == list(reference)
+    for uid, entry in flac.items():
+        assert entry["length"] == reference[uid]["length"]
+        for key in ("noisy_wav", "clean_wav"):
+            assert pathlib.Path(entry[key]).suffix == (
+                ".flac" if rate == 16000 else ".wav"
+            )
+            got, _ = sf.read(entry[key])
+            expected, _ = sf.read(reference[uid][key])
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_other_audio_formats_are_named(tmp_path):
+    data, noisy, clean = _test_folders(tmp_path)
+    for folder in (noisy, clean):
+        for wav in folder.glob("*.wav"):
+            wav.rename(wav.with_suffix(".mp3"))
+    message = _prep_error(data, tmp_path)
+    assert message.endswith(
+        "contain no .wav or .flac file (found .mp3: convert them to .wav "
+        "or .flac, e.g. with sox or ffmpeg)."
+    )
+
+
+def test_same_utterance_in_two_formats_is_an_error(tmp_path):
+    data, noisy, _ = _test_folders(tmp_path)
+    wav = noisy / "p232_001.wav"
+    signal, rate = sf.read(wav)
+    sf.write(wav.with_suffix(".flac"), signal, rate)
+    message = _prep_error(data, tmp_path)
+    assert message == (
+        f"{wav.with_suffix('.flac')} and {wav} are the same utterance in "
+        "two formats; keep one of them"
+    )

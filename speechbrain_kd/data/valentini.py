@@ -29,7 +29,7 @@ import torch
 import torchaudio.functional
 from tqdm import tqdm
 
-from speechbrain_kd.audio import check_samples
+from speechbrain_kd.audio import AUDIO_SUFFIXES, check_samples
 
 logger = logging.getLogger(__name__)
 
@@ -386,17 +386,43 @@ def _existing_manifests(save_folder, splits):
     return out
 
 
-def _list_wavs(folder):
-    """``{stem: path}`` of the ``.wav`` files directly inside ``folder``."""
+def _list_audio(folder):
+    """``{stem: path}`` of the ``.wav`` and ``.flac`` files in ``folder``.
+
+    Raises ``ValentiniPrepError`` for a stem present in both formats.
+    """
     out = {}
-    for name in os.listdir(folder):
+    for name in sorted(os.listdir(folder)):
         stem, ext = os.path.splitext(name)
-        if ext.lower() != ".wav" or name.startswith("."):
+        if ext.lower() not in AUDIO_SUFFIXES or name.startswith("."):
             continue
         path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            out[stem] = path
+        if not os.path.isfile(path):
+            continue
+        if stem in out:
+            raise ValentiniPrepError(
+                f"{out[stem]} and {path} are the same utterance in two "
+                "formats; keep one of them"
+            )
+        out[stem] = path
     return out
+
+
+def _other_files(folder):
+    """A short description of the non-audio files in ``folder``."""
+    suffixes = sorted(
+        {
+            os.path.splitext(name)[1].lower() or name
+            for name in os.listdir(folder)
+            if not name.startswith(".")
+        }
+    )
+    return ", ".join(suffixes[:5])
+
+
+def _twin(folder, uid, other):
+    """The expected path of ``uid``'s twin: the other file's suffix."""
+    return os.path.join(folder, uid + os.path.splitext(other)[1])
 
 
 def _check_pairs(noisy_dir, clean_dir):
@@ -405,14 +431,14 @@ def _check_pairs(noisy_dir, clean_dir):
     Returns a list of ``(id, noisy_path, clean_path, rate, frames)``
     sorted by id.
     """
-    noisy = _list_wavs(noisy_dir)
-    clean = _list_wavs(clean_dir)
+    noisy = _list_audio(noisy_dir)
+    clean = _list_audio(clean_dir)
     lonely_noisy = sorted(set(noisy) - set(clean))
     if lonely_noisy:
         uid = lonely_noisy[0]
         raise ValentiniPrepError(
             f"Noisy file {noisy[uid]} has no clean twin (expected "
-            f"{os.path.join(clean_dir, uid + '.wav')})"
+            f"{_twin(clean_dir, uid, noisy[uid])})"
             + _more(lonely_noisy)
             + ". Restore the missing clean file(s), e.g. by unpacking "
             f"{os.path.basename(clean_dir)} again, or remove the unpaired "
@@ -423,16 +449,23 @@ def _check_pairs(noisy_dir, clean_dir):
         uid = lonely_clean[0]
         raise ValentiniPrepError(
             f"Clean file {clean[uid]} has no noisy twin (expected "
-            f"{os.path.join(noisy_dir, uid + '.wav')})"
+            f"{_twin(noisy_dir, uid, clean[uid])})"
             + _more(lonely_clean)
             + ". Restore the missing noisy file(s), e.g. by unpacking "
             f"{os.path.basename(noisy_dir)} again, or remove the unpaired "
             "clean file(s)."
         )
     if not noisy:
+        found = _other_files(noisy_dir) or _other_files(clean_dir)
         raise ValentiniPrepError(
-            f"{noisy_dir} and {clean_dir} contain no .wav file; unpack the "
-            "corpus into them or remove the empty folders."
+            f"{noisy_dir} and {clean_dir} contain no .wav or .flac file"
+            + (
+                f" (found {found}: convert them to .wav or .flac, e.g. "
+                "with sox or ffmpeg)"
+                if found
+                else "; unpack the corpus into them or remove the empty folders"
+            )
+            + "."
         )
 
     pairs = []
@@ -516,7 +549,7 @@ def _convert_pairs(pairs, save_folder, sample_rate):
                     save_folder,
                     f"wav_{sample_rate}",
                     os.path.basename(os.path.dirname(src)),
-                    os.path.basename(src),
+                    os.path.splitext(os.path.basename(src))[0] + ".wav",
                 )
                 if not _cache_valid(dst, src, out_frames, sample_rate):
                     _resample_file(src, dst, rate, sample_rate)
