@@ -28,6 +28,7 @@ from speechbrain_kd.distill import (
     FeatureDistillTerm,
     FeatureMSELoss,
     OutputDistillTerm,
+    layer_pairs,
 )
 from speechbrain_kd.lobes.manner import MANNER
 from speechbrain_kd.losses import WeightedCleanNoiseLoss
@@ -323,3 +324,45 @@ def test_readme_hint_term_runs_between_the_presets(tmp_path):
     projection = hparams["distill_terms"][0].projection
     assert projection.weight.grad.abs().sum() > 0
     assert brain.term_averages()["loss_hint"] > 0
+
+
+@pytest.mark.parametrize(
+    "pairs, role",
+    [
+        ([("encoder.9", "encoder.1")], "student"),
+        ([("encoder.1", "encoder.7")], "teacher"),
+    ],
+)
+def test_unknown_tap_path_names_student_or_teacher(pairs, role):
+    """An unknown tap path did not say which model it was looked up in."""
+    student, teacher = student_and_teacher()
+    term = FeatureDistillTerm(pairs, FeatureMSELoss(), name="hint")
+    with pytest.raises(ValueError) as error:
+        kd_brain(student, teacher, [term])
+    message = str(error.value)
+    assert message.startswith(f"unknown module path(s) in the {role} (MANNER):")
+    wrong = pairs[0][0] if role == "student" else pairs[0][1]
+    assert f"{wrong!r} (close names: " in message
+
+
+@pytest.mark.parametrize(
+    "student_layer, teacher_layer, role, layers",
+    [(5, 1, "student", "0..1"), (1, 5, "teacher", "0..1")],
+)
+def test_out_of_range_layer_names_student_or_teacher(
+    student_layer, teacher_layer, role, layers
+):
+    student, teacher = student_and_teacher()
+    with pytest.raises(ValueError) as error:
+        layer_pairs(
+            student,
+            teacher,
+            [student_layer],
+            [teacher_layer],
+            ["block"],
+            ["encoder"],
+        )
+    layer = student_layer if role == "student" else teacher_layer
+    assert str(error.value) == (
+        f"the {role}: MANNER has layers {layers}, not encoder.{layer}"
+    )

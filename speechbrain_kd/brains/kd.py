@@ -128,9 +128,11 @@ class KDBrain(EnhanceBrain):
         self.teacher = teacher.to(self.device).eval().requires_grad_(False)
         self.distill_terms = list(active)
         student_names, teacher_names = collect_taps(self.distill_terms)
-        self.student_taps = FeatureTaps(self.modules.model, student_names)
+        self.student_taps = FeatureTaps(
+            self.modules.model, student_names, role="student"
+        )
         self.teacher_taps = FeatureTaps(
-            self.teacher, teacher_names, detach=True
+            self.teacher, teacher_names, detach=True, role="teacher"
         )
 
     def load_teacher(self):

@@ -84,11 +84,22 @@ def layer_pairs(student, teacher, student_layers, teacher_layers, kinds, sides):
             for kind in kinds:
                 pairs.append(
                     (
-                        student.tap_path(side, i, kind),
-                        [teacher.tap_path(side, j, kind) for j in group],
+                        _tap_path(student, "student", side, i, kind),
+                        [
+                            _tap_path(teacher, "teacher", side, j, kind)
+                            for j in group
+                        ],
                     )
                 )
     return pairs
+
+
+def _tap_path(model, role, side, layer, kind):
+    """``model.tap_path``, its error naming the model's role."""
+    try:
+        return model.tap_path(side, layer, kind)
+    except ValueError as error:
+        raise ValueError(f"the {role}: {error}") from None
 
 
 def mvat_pairs(

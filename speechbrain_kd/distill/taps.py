@@ -70,6 +70,8 @@ class FeatureTaps:
     detach : bool
         Store detached outputs (use for a frozen teacher). The default keeps
         the graph so the distillation loss back-propagates into the student.
+    role : str, optional
+        Which model this is (``student``, ``teacher``), named in errors.
 
     Raises
     ------
@@ -86,10 +88,11 @@ class FeatureTaps:
     (['0', '1'], (1, 4))
     """
 
-    def __init__(self, model, names, detach=False):
+    def __init__(self, model, names, detach=False, role=None):
         if isinstance(names, str):
             names = [names]
         self.names = list(dict.fromkeys(names))
+        self.role = role
         self.detach = bool(detach)
         self.features = {}
         self._handles = []
@@ -118,8 +121,11 @@ class FeatureTaps:
             close = difflib.get_close_matches(name, valid, n=5, cutoff=0.5)
             hint = ", ".join(close) if close else "none"
             lines.append(f"  {name!r} (close names: {hint})")
+        owner = type(inner).__name__
+        if self.role is not None:
+            owner = f"the {self.role} ({owner})"
         raise ValueError(
-            f"unknown module path(s) in {type(inner).__name__}:\n"
+            f"unknown module path(s) in {owner}:\n"
             + "\n".join(lines)
             + "\nvalid names are those of model.named_modules()"
         )
