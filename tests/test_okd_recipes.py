@@ -271,3 +271,110 @@ def test_torchrun_two_processes_gloo(data_folder, tmp_path):
     assert len(index["records"]) == 4
     for metric in ("pesq", "csig"):
         assert (run / f"test_summary_generator_{metric}.json").is_file()
+
+
+DIES = REPO / "tests" / "scripts" / "okd_dies.py"
+
+
+def okd_command(script, data_folder, out, *args):
+    return [
+        sys.executable,
+        *script,
+        str(REPO / "hparams" / "okd.yaml"),
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={out / 'prepared'}",
+        f"--output_folder={out / 'run'}",
+        "--hidden_size=8",
+        "--linear_size=8",
+        "--discriminator_channels=[2, 2, 2, 2]",
+        "--metric_jobs=1",
+        "--utterances_per_epoch=6",
+        "--number_of_epochs=2",
+        "--ckpt_interval_minutes=0",
+        "--ckpt_interval_steps=1",
+        "--save_enhanced=False",
+        *args,
+    ]
+
+
+def last_checkpoint_tensors(run):
+    (checkpoint,) = [
+        c
+        for c in (run / "save").glob("CKPT+*")
+        if "okd_discriminator" not in (c / "CKPT.yaml").read_text()
+    ][-1:]
+    return {
+        f"{path.stem}.{key}": value
+        for path in sorted(checkpoint.glob("*.ckpt"))
+        if path.stem.startswith(("generator", "discriminator"))
+        for key, value in torch.load(path, weights_only=True).items()
+        if torch.is_tensor(value)
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_okd(run_script, data_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("okd_uninterrupted")
+    result = run_script(okd_command([str(SCRIPT)], data_folder, out))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out / "run"
+
+
+@pytest.mark.parametrize(
+    "where, after, resumed_line",
+    [
+        (
+            "discriminator",
+            7,
+            "Epoch 2: resuming the discriminator phase after update 7 (its "
+            "historical set was written before the restart)",
+        ),
+        (
+            "validation",
+            0,
+            "Epoch 2: the discriminator phase had finished before the "
+            "restart; not repeated",
+        ),
+    ],
+)
+def test_killed_in_epoch_2_resumes_where_it_stopped(
+    run_script,
+    data_folder,
+    tmp_path,
+    uninterrupted_okd,
+    where,
+    after,
+    resumed_line,
+):
+    """A run resumed from an intra-epoch checkpoint repeated the epoch's
+    discriminator phase and rewrote its historical files."""
+    die = [str(DIES), where, "2", str(after), str(SCRIPT)]
+    killed = run_script(okd_command(die, data_folder, tmp_path))
+    assert killed.returncode == 137, killed.stderr[-4000:]
+    run = tmp_path / "run"
+    epoch2 = run / "historical" / "epoch_0002"
+    written = {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in epoch2.iterdir()
+    }
+    assert "index.json" in written
+
+    resumed = run_script(okd_command([str(SCRIPT)], data_folder, tmp_path))
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    console = resumed.stdout + resumed.stderr
+    assert resumed_line in console
+    if where == "validation":
+        assert "Epoch 2 discriminator phase" not in console
+    after_resume = {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in epoch2.iterdir()
+    }
+    assert after_resume == written  # not rewritten
+    reference = uninterrupted_okd / "historical" / "epoch_0002"
+    assert {n: b for n, (b, _) in written.items()} == {
+        p.name: p.read_bytes() for p in reference.iterdir()
+    }
+    got = last_checkpoint_tensors(run)
+    expected = last_checkpoint_tensors(uninterrupted_okd)
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    log = (run / "train_log.txt").read_text()
+    assert log.count("epoch: 1 ") == 1 and log.count("epoch: 2 ") == 1

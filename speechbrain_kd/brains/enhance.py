@@ -499,7 +499,7 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
                 set_aside_incomplete_checkpoints,
                 kwargs={"checkpointer": self.checkpointer},
             )
-            recover_checkpoint(self.checkpointer)
+            self.recovered_checkpoint = recover_checkpoint(self.checkpointer)
 
     # -- distributed ---------------------------------------------------------
     def _wrap_distributed(self):

@@ -63,11 +63,13 @@ import dataclasses
 import logging
 import math
 import random
+import time
 
 import torch
 from tqdm import tqdm
 
 import speechbrain as sb
+from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain_kd.brains.checkpoints import (
@@ -90,6 +92,13 @@ logger = logging.getLogger(__name__)
 
 GENERATOR = "generator"
 DISCRIMINATOR = "discriminator"
+
+# Meta keys of the discriminator phase's intra-epoch checkpoints.
+PHASE_EPOCH = "okd_discriminator_epoch"
+UPDATES = "okd_discriminator_updates"
+STEPS = "okd_discriminator_steps"
+PHASE_DONE = "okd_discriminator_done"
+TERMS = "okd_discriminator_terms"
 
 
 def discriminator_passes(current, replay):
@@ -140,12 +149,16 @@ class DiscriminatorExample:
         Normalised metric targets ``[n_metrics]``.
     kind : str
         ``enhanced``, ``noisy``, ``clean`` or ``historical``.
+    id : list of str
+        The utterance id (a list, as a batch's ``id``; named in the log
+        when an update is skipped as non-finite).
     """
 
     clean: torch.Tensor
     test: torch.Tensor
     targets: torch.Tensor
     kind: str
+    id: list = dataclasses.field(default_factory=list)
 
 
 class OKDMetricGANBrain(EnhanceBrain):
@@ -480,18 +493,52 @@ class OKDMetricGANBrain(EnhanceBrain):
     def discriminator_phase(self, epoch):
         """Builds the epoch's discriminator data and trains on it.
 
+        Resumable: on the checkpoint interval (``ckpt_interval_minutes`` /
+        ``ckpt_interval_steps``) and once at its end, the phase saves an
+        intra-epoch checkpoint whose meta records how far it got. A run
+        resumed from one continues the phase at that update (the epoch's
+        historical set, already written, is not written again) or, if the
+        phase had finished, goes on to validation.
+
         Arguments
         ---------
         epoch : int
             The epoch (selects the generator and the historical epochs).
+
+        Returns
+        -------
+        dict
+            The averages of the discriminator's loss terms.
         """
+        progress = self.resumed_progress(epoch)
+        if progress.get(PHASE_DONE):
+            logger.info(
+                "Epoch %d: the discriminator phase had finished before the "
+                "restart; not repeated",
+                epoch,
+            )
+            self.discriminator_steps = int(progress[STEPS])
+            return dict(progress.get(TERMS) or {})
         rng = random.Random(int(self.hparam("seed", 0)) * 7919 + int(epoch))
         index = rng.randrange(len(self.generator_names))
         items = self.epoch_items(epoch)
         clean_by_id = {item["id"]: item["clean_sig"] for item in items}
         noisy_by_id = {item["id"]: item["noisy_sig"] for item in items}
         history = self.historical_set
-        if if_main_process():
+        done = int(progress.get(UPDATES, 0))
+        if done:
+            logger.info(
+                "Epoch %d: resuming the discriminator phase after update %d "
+                "(its historical set was written before the restart)",
+                epoch,
+                done,
+            )
+            self.discriminator_steps = int(progress[STEPS])
+            self.__dict__["_term_sums"] = {
+                name: tuple(value)
+                for name, value in (progress.get(TERMS) or {}).items()
+            }
+        elif if_main_process():
             self.write_current_set(epoch, index, items, history)
         ddp_barrier()
         current = history.epoch_records(epoch)
@@ -500,14 +547,17 @@ class OKDMetricGANBrain(EnhanceBrain):
         for record in current:
             clean = clean_by_id[record.uid]
             examples += [
-                self.example(clean, record.load(), record.scores, "enhanced"),
+                self.example(
+                    clean, record.load(), record.scores, "enhanced", record.uid
+                ),
                 self.example(
                     clean,
                     noisy_by_id[record.uid],
                     noisy_scores.get(record.uid, {}),
                     "noisy",
+                    record.uid,
                 ),
-                self.example(clean, clean, None, "clean"),
+                self.example(clean, clean, None, "clean", record.uid),
             ]
         examples = [e for e in examples if e is not None]
         # Replayed records (usable targets only) are loaded one at a time
@@ -528,9 +578,11 @@ class OKDMetricGANBrain(EnhanceBrain):
         self.modules[DISCRIMINATOR].train()
         self.optimizers_dict[DISCRIMINATOR].zero_grad(set_to_none=True)
         self.phase = DISCRIMINATOR
+        position, since_save, last_save = 0, 0, time.time()
         try:
             with tqdm(
                 total=sum(len(p) for p in passes),
+                initial=done,
                 desc=f"{DISCRIMINATOR} (epoch {epoch})",
                 disable=not if_main_process(),
                 dynamic_ncols=True,
@@ -539,15 +591,92 @@ class OKDMetricGANBrain(EnhanceBrain):
                     order = list(examples_of_pass)
                     rng.shuffle(order)
                     for example in order:
+                        position += 1
+                        if position <= done:
+                            continue  # done before the restart
                         if isinstance(example, HistoricalRecord):
                             example = self.replay_example(example, clean_by_id)
                         if example is not None:
                             self.discriminator_update(example)
                         bar.update()
+                        since_save += 1
+                        if self._should_save_intra_epoch_ckpt(
+                            last_save, since_save
+                        ):
+                            self.save_progress(epoch, position, False)
+                            since_save, last_save = 0, time.time()
         finally:
             self.phase = GENERATOR
         # Gradients the critic received in the generator phase are stale.
         self.optimizers_dict[DISCRIMINATOR].zero_grad(set_to_none=True)
+        self.check_nonfinite_epoch(epoch)
+        terms = self.term_averages()
+        self.save_progress(epoch, position, True, terms)
+        return terms
+
+    def resumed_progress(self, epoch):
+        """How far the discriminator phase of ``epoch`` got before the
+        restart (empty when it had not started).
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch.
+
+        Returns
+        -------
+        dict
+            The progress meta of the checkpoint the run resumed from.
+        """
+        checkpoint = self.__dict__.pop("recovered_checkpoint", None)
+        meta = getattr(checkpoint, "meta", None) or {}
+        if meta.get(PHASE_EPOCH) != int(epoch):
+            return {}
+        return meta
+
+    def save_progress(self, epoch, position, finished, terms=None):
+        """Saves an intra-epoch checkpoint inside the discriminator phase.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch.
+        position : int
+            Discriminator updates done in this phase (skipped ones count).
+        finished : bool
+            Whether the phase is complete.
+        terms : dict, optional
+            The phase's term averages (``finished``); else the running
+            sums are saved.
+        """
+        if self.checkpointer is None:
+            return
+        if finished:
+            saved_terms = dict(terms or {})
+        else:
+            saved_terms = {
+                name: list(value)
+                for name, value in self.__dict__.get("_term_sums", {}).items()
+            }
+        meta = {
+            INTRA_EPOCH_CKPT_FLAG: True,
+            PHASE_EPOCH: int(epoch),
+            UPDATES: int(position),
+            STEPS: int(self.discriminator_steps),
+            PHASE_DONE: bool(finished),
+            TERMS: saved_terms,
+        }
+        self.check_finite_weights("saving an intra-epoch checkpoint")
+        with reported_save_failure(
+            self.checkpointer, f"of the discriminator phase of epoch {epoch}"
+        ):
+            self.checkpointer.save_and_keep_only(
+                end_of_epoch=False,
+                num_to_keep=1,
+                ckpt_predicate=lambda c: INTRA_EPOCH_CKPT_FLAG in c.meta,
+                meta=meta,
+                verbosity=logging.DEBUG,
+            )
 
     def discriminator_update(self, example):
         """One discriminator step through SpeechBrain's ``fit_batch``.
@@ -568,7 +697,7 @@ class OKDMetricGANBrain(EnhanceBrain):
         finally:
             self.step = saved_step
 
-    def example(self, clean, test, scores, kind):
+    def example(self, clean, test, scores, kind, uid=None):
         """A discriminator example, or None when a target is undefined.
 
         Arguments
@@ -581,6 +710,8 @@ class OKDMetricGANBrain(EnhanceBrain):
             Raw metric scores of ``test`` (None: clean, every target 1).
         kind : str
             Example kind (logged).
+        uid : str, optional
+            The utterance id.
 
         Returns
         -------
@@ -604,6 +735,7 @@ class OKDMetricGANBrain(EnhanceBrain):
             test=test[:length],
             targets=torch.tensor(targets),
             kind=kind,
+            id=[] if uid is None else [uid],
         )
 
     def replay_example(self, record, known):
@@ -622,7 +754,9 @@ class OKDMetricGANBrain(EnhanceBrain):
             None if a target is undefined.
         """
         clean = self.train_item_clean(record.uid, known)
-        return self.example(clean, record.load(), record.scores, "historical")
+        return self.example(
+            clean, record.load(), record.scores, "historical", record.uid
+        )
 
     def train_item_clean(self, uid, known):
         """The clean waveform of training utterance ``uid``.
@@ -804,12 +938,14 @@ class OKDMetricGANBrain(EnhanceBrain):
         """
         if stage == sb.Stage.TRAIN:
             skipped = self.generator_phase_skipped(epoch)
+            if not skipped:
+                self.check_nonfinite_epoch(epoch)
             generator_terms = self.term_averages()
-            self.discriminator_phase(epoch)
+            discriminator_terms = self.discriminator_phase(epoch)
             self.train_stats = {
                 **({} if skipped else {"loss": stage_loss}),
                 **generator_terms,
-                **self.term_averages(),
+                **discriminator_terms,
             }
             return
         stats = {"loss": stage_loss, **self.term_averages()}
