@@ -1,6 +1,7 @@
 """MetricGAN-OKD units: loss, metric targets, discriminator heads, models,
 historical set and the Brain's discriminator data."""
 
+import logging
 import math
 
 import numpy as np
@@ -503,3 +504,39 @@ def test_historical_pass_holds_only_clean_enhanced_pairs():
     assert first == current and last == current
     assert middle[:3] == replay
     assert [e.kind for e in middle[3:]] == ["enhanced", "enhanced"]
+
+
+def test_nonfinite_discriminator_update_is_skipped_and_named(tmp_path, caplog):
+    brain, _ = small_brain(
+        tmp_path,
+        g_opt_class=lambda params: torch.optim.Adam(params, 1e-3),
+        d_opt_class=lambda params: torch.optim.Adam(params, 1e-3),
+    )
+    brain.init_optimizers()
+    brain.modules["discriminator"].train()
+    before = {
+        k: v.clone()
+        for k, v in brain.modules["discriminator"].state_dict().items()
+    }
+    clean = 0.1 * torch.randn(4000, generator=torch.Generator().manual_seed(0))
+    test = clean.clone()
+    test[100] = float("nan")
+    example = brain.example(clean, test, None, "clean", "u7")
+    brain.phase = "discriminator"
+    with caplog.at_level(logging.WARNING):
+        brain.discriminator_update(example)
+    assert "non-finite loss" in caplog.text and "Utterances: u7" in caplog.text
+    after = brain.modules["discriminator"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_nonfinite_generator_output_stays_out_of_the_history(tmp_path, caplog):
+    brain, _ = small_brain(tmp_path, metric_jobs=1)
+    items = [tiny_training_set()[i] for i in range(2)]
+    nan_input = dict(items[1])
+    nan_input["noisy_sig"] = torch.full_like(items[1]["noisy_sig"], math.nan)
+    history = brain.historical_set
+    with caplog.at_level(logging.WARNING):
+        brain.write_current_set(3, 0, [items[0], nan_input], history)
+    assert "generator_pesq's output for u1 is not finite" in caplog.text
+    assert [r.uid for r in history.epoch_records(3)] == ["u0"]

@@ -111,7 +111,6 @@ class NonFiniteGuard:
         buffers = [
             (buffer, buffer.detach().clone())
             for buffer in self.modules.buffers()
-            if buffer.is_floating_point()
         ]
         with self.no_sync(not should_step):
             with self.training_ctx:

@@ -807,11 +807,23 @@ class OKDMetricGANBrain(EnhanceBrain):
         # only the main process runs this.
         generator = self.enhancer(index)
         generator.eval()
-        enhanced = []
+        enhanced, finite_items = [], []
         with torch.no_grad():
             for item in items:
                 noisy = item["noisy_sig"].to(self.device)[None]
-                enhanced.append(generator(noisy)[0].cpu().numpy())
+                output = generator(noisy)[0]
+                if not torch.isfinite(output).all():
+                    logger.warning(
+                        "Epoch %d: %s's output for %s is not finite; left "
+                        "out of the historical set",
+                        epoch,
+                        self.generator_names[index],
+                        item["id"],
+                    )
+                    continue
+                enhanced.append(output.cpu().numpy())
+                finite_items.append(item)
+        items = finite_items
         clean = [item["clean_sig"].numpy() for item in items]
         ids = [item["id"] for item in items]
         options = dict(
@@ -945,7 +957,7 @@ class OKDMetricGANBrain(EnhanceBrain):
             self.train_stats = {
                 **({} if skipped else {"loss": stage_loss}),
                 **generator_terms,
-                **discriminator_terms,
+                **(discriminator_terms or {}),
             }
             return
         stats = {"loss": stage_loss, **self.term_averages()}
