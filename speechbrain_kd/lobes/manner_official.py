@@ -188,6 +188,7 @@ def is_official_checkpoint(checkpoint):
 
     Example
     -------
+    >>> import torch
     >>> is_official_checkpoint(
     ...     {"state_dict": {"manner_block.in_conv.0.weight": torch.zeros(1)}}
     ... )
@@ -230,6 +231,7 @@ def convert_official_state_dict(state_dict):
 
     Example
     -------
+    >>> import torch
     >>> official = {
     ...     "manner_block.encoder.0.down_conv.0.weight": torch.zeros(1),
     ...     "manner_block.decoder.0.up_conv.1.running_var": torch.ones(1),
@@ -453,6 +455,7 @@ def load_official_checkpoint(checkpoint, model, stride=None):
 
     Example
     -------
+    >>> import torch
     >>> import textwrap
     >>> from speechbrain_kd.lobes.manner import MANNER
     >>> source = MANNER(channels=12, depth=2, attention_layers=(1,))
