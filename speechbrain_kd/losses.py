@@ -158,6 +158,89 @@ def l1_loss_masked(pred, target, length=None, reduction="mean"):
     return _reduce(per_utterance, reduction)
 
 
+def mse_loss_masked(pred, target, length=None, reduction="mean"):
+    """Mean squared error per utterance over its valid samples.
+
+    Arguments
+    ---------
+    pred : torch.Tensor
+        Estimated waveforms, ``[B, T]`` or ``[B, 1, T]``.
+    target : torch.Tensor
+        Reference waveforms, same shape.
+    length : torch.Tensor, optional
+        Relative lengths ``[B]``; padded samples are ignored.
+    reduction : str
+        ``"mean"`` (over the batch), ``"sum"`` or ``"none"`` (``[B]``).
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (scalar, or ``[B]`` with ``reduction="none"``).
+
+    Example
+    -------
+    >>> pred = torch.tensor([[1.0, 2.0, 9.0], [0.0, 0.0, 3.0]])
+    >>> target = torch.zeros(2, 3)
+    >>> mse_loss_masked(pred, target, torch.tensor([2 / 3, 1.0]), "none")
+    tensor([2.5000, 3.0000])
+    """
+    pred = _as_batch(pred, "pred")
+    target = _as_batch(target, "target")
+    batch, max_len = pred.shape
+    mask = length_mask(length, max_len, batch, pred.device, pred.dtype)
+    error = (pred - target).pow(2) * mask
+    per_utterance = error.sum(dim=1) / mask.sum(dim=1)
+    return _reduce(per_utterance, reduction)
+
+
+def neg_si_sdr_loss(pred, target, length=None, reduction="mean", eps=1e-8):
+    """Negative scale-invariant SDR in dB per utterance (valid samples).
+
+    Both signals are made zero-mean over the valid samples; then
+    ``SI-SDR = 10 log10(|a s|^2 / |a s - s_hat|^2)`` with
+    ``a = <s_hat, s> / |s|^2``.
+
+    Arguments
+    ---------
+    pred : torch.Tensor
+        Estimated waveforms, ``[B, T]`` or ``[B, 1, T]``.
+    target : torch.Tensor
+        Reference waveforms, same shape.
+    length : torch.Tensor, optional
+        Relative lengths ``[B]``; padded samples are ignored.
+    reduction : str
+        ``"mean"`` (over the batch), ``"sum"`` or ``"none"`` (``[B]``).
+    eps : float
+        Energy floor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``-SI-SDR`` (scalar, or ``[B]`` with ``reduction="none"``).
+
+    Example
+    -------
+    >>> s = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    >>> noise = torch.tensor([[0.1, 0.1, -0.1, -0.1]])
+    >>> round(neg_si_sdr_loss(s + noise, s).item(), 2)  # noise is 20 dB down
+    -20.0
+    """
+    pred = _as_batch(pred, "pred")
+    target = _as_batch(target, "target")
+    batch, max_len = pred.shape
+    mask = length_mask(length, max_len, batch, pred.device, pred.dtype)
+    count = mask.sum(dim=1, keepdim=True)
+    pred = (pred - (pred * mask).sum(1, keepdim=True) / count) * mask
+    target = (target - (target * mask).sum(1, keepdim=True) / count) * mask
+    scale = (pred * target).sum(1, keepdim=True) / (
+        target.pow(2).sum(1, keepdim=True) + eps
+    )
+    projection = scale * target
+    residual = pred - projection
+    ratio = (projection.pow(2).sum(1) + eps) / (residual.pow(2).sum(1) + eps)
+    return _reduce(-10 * torch.log10(ratio), reduction)
+
+
 def _reflect_indices(absolute, max_len, pad):
     """Sample indices of each utterance reflect-padded by ``pad`` each side.
 
