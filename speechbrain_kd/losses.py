@@ -241,6 +241,75 @@ def neg_si_sdr_loss(pred, target, length=None, reduction="mean", eps=1e-8):
     return _reduce(-10 * torch.log10(ratio), reduction)
 
 
+class WaveformLoss(nn.Module):
+    """A waveform distance as an enhancement loss: MSE or -SI-SDR.
+
+    Called as the project's losses are,
+    ``loss(enhanced, target, noisy=None, length=None)`` (the noisy input
+    is not used), so it serves as a recipe's ``loss``, as a distillation
+    term's loss and as KDRL's distance D (Eq. 4: MSE for Wave-U-Net,
+    -SI-SDR for Conv-TasNet).
+
+    Arguments
+    ---------
+    kind : str
+        ``mse`` or ``neg_si_sdr``.
+    reduction : str
+        Default reduction: ``mean``, ``sum`` or ``none`` (``[B]``, for
+        per-utterance weights).
+
+    Example
+    -------
+    >>> loss = WaveformLoss("mse", reduction="none")
+    >>> loss(
+    ...     torch.ones(2, 4), torch.zeros(2, 4), length=torch.tensor([1.0, 0.5])
+    ... )
+    tensor([1., 1.])
+    """
+
+    KINDS = ("mse", "neg_si_sdr")
+
+    def __init__(self, kind="mse", reduction="mean"):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(
+                f"reduction must be one of {_REDUCTIONS}, got {reduction!r}"
+            )
+        self.kind, self.reduction = kind, reduction
+
+    def forward(
+        self, enhanced, target, noisy=None, length=None, reduction=None
+    ):
+        """The distance.
+
+        Arguments
+        ---------
+        enhanced : torch.Tensor
+            Estimates ``[B, T]``.
+        target : torch.Tensor
+            Targets ``[B, T]``.
+        noisy : torch.Tensor, optional
+            Unused (the project's loss signature).
+        length : torch.Tensor, optional
+            Relative lengths ``[B]``.
+        reduction : str, optional
+            Overrides the default reduction.
+
+        Returns
+        -------
+        torch.Tensor
+            The loss.
+        """
+        function = mse_loss_masked if self.kind == "mse" else neg_si_sdr_loss
+        return function(enhanced, target, length, reduction or self.reduction)
+
+    def extra_repr(self):
+        """The settings, for ``print``."""
+        return f"kind={self.kind!r}, reduction={self.reduction!r}"
+
+
 def _reflect_indices(absolute, max_len, pad):
     """Sample indices of each utterance reflect-padded by ``pad`` each side.
 

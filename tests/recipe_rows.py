@@ -3,8 +3,9 @@
 The csv has the columns of SpeechBrain's ``tests/recipes/<Dataset>.csv``.
 Its ``test_debug_flags`` name generated inputs with placeholders that the
 recipe tests fill in: ``{data}`` (a mini VoiceBank-DEMAND), ``{out}`` (the
-row's output folder), ``{manner_teacher}`` / ``{rt_senet_teacher}`` (tiny
-trained teacher runs: the rows of their yamls), ``{silent_data}`` (the mini
+row's output folder), ``{manner_teacher}`` / ``{rt_senet_teacher}`` /
+``{wave_u_net_teacher}`` (tiny trained teacher runs: the rows of their
+yamls), ``{silent_data}`` (the mini
 VoiceBank-DEMAND with a silent training and test utterance), ``{clean}`` /
 ``{noise}`` (folders for FolderMix).
 """
@@ -93,6 +94,7 @@ SILENT_UTTERANCES = {"trainset_28spk": "p226_001", "testset": "p232_001"}
 TEACHER_ROWS = {
     "manner_teacher": "hparams/manner_teacher.yaml",
     "rt_senet_teacher": "hparams/rt_senet_teacher.yaml",
+    "wave_u_net_teacher": "hparams/wave_u_net_teacher.yaml",
 }
 
 

@@ -25,7 +25,9 @@ stand are documented in :mod:`speechbrain_kd.distill.kdrl`.
 Hyperparameters read besides those of
 :class:`~speechbrain_kd.brains.kd.KDBrain`: ``policy`` (a
 :class:`~speechbrain_kd.distill.kdrl.PolicyNetwork`), ``policy_opt_class``,
-``distance`` (``(pred, target, length) -> [B]``), ``kdrl_method`` (``C``),
+``distance`` (called ``distance(pred, target, length=...)``, giving
+``[B]``: :class:`~speechbrain_kd.losses.WaveformLoss` with
+``reduction: none``), ``kdrl_method`` (``C``),
 ``hard_term`` / ``soft_term`` (names of the two terms: ``hard``,
 ``soft``), ``fixed_alpha`` (a number: no policy, every utterance gets it:
 the paper's fixed-ratio baseline) and ``epoch_counter`` (its limit is the
@@ -210,7 +212,7 @@ class KDRLBrain(KDBrain):
             The batch mean of D.
         """
         clean, lengths = batch.clean_sig
-        return self.hparams.distance(enhanced, clean, lengths).mean()
+        return self.hparams.distance(enhanced, clean, length=lengths).mean()
 
     def compute_objectives(self, predictions, batch, stage):
         """Eq. 7 in training: the two weighted terms, each logged.
@@ -288,7 +290,7 @@ class KDRLBrain(KDBrain):
         noisy, lengths = step.student_input, step.lengths
         clean, teacher_out = step.clean, step.teacher_out.detach()
         original = self.hparams.distance(
-            step.student_out.detach(), clean, lengths
+            step.student_out.detach(), clean, length=lengths
         )
         self.update_references(noisy, lengths, clean, teacher_out)
         distances = self.repass(noisy, lengths, clean)
@@ -338,7 +340,7 @@ class KDRLBrain(KDBrain):
             optimizer.zero_grad(set_to_none=True)
             with self.training_ctx:
                 out = model(noisy)
-                loss = self.hparams.distance(out, targets[name], lengths)
+                loss = self.hparams.distance(out, targets[name], length=lengths)
             loss.float().mean().backward()
             if self.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(
@@ -376,7 +378,7 @@ class KDRLBrain(KDBrain):
                 with self.training_ctx:
                     out = model(noisy)
                 distances[name] = self.hparams.distance(
-                    out.float(), clean, lengths
+                    out.float(), clean, length=lengths
                 )
                 model.train(was_training)
         return distances
