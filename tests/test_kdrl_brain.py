@@ -223,3 +223,19 @@ def test_alpha_statistics_are_logged_per_epoch():
     assert stats["alpha_std"] >= 0
     for key in ("loss_reward", "loss_policy", "loss_distance_student"):
         assert key in stats
+
+
+def test_policy_learning_rate_decays_from_1e_6_to_1e_8():
+    import speechbrain as sb
+
+    brain, _, _ = make_brain(policy_lr=1e-6, policy_final_lr=1e-8)
+    brain.init_optimizers()
+    rates = []
+    for epoch in range(1, EPOCHS + 1):
+        brain.on_stage_start(sb.Stage.TRAIN, epoch)
+        rates.append(brain.policy_optimizer.param_groups[0]["lr"])
+    # 4 epochs: 1e-6, 1e-6 * 0.01 ** (1/3), ..., 1e-8
+    expected = [1e-6 * 0.01 ** (k / 3) for k in range(4)]
+    assert rates == pytest.approx(expected, rel=1e-12)
+    constant, _, _ = make_brain(policy_lr=1e-6)
+    assert constant.policy_lr(3) == 1e-6

@@ -63,6 +63,8 @@ def make_brain(hparams, run_opts):
             "fixed_alpha": hparams["fixed_alpha"],
             "policy": hparams["policy"],
             "policy_opt_class": hparams["policy_opt_class"],
+            "policy_lr": hparams["policy_lr"],
+            "policy_final_lr": hparams["policy_final_lr"],
             "student_input": hparams["student_input"],
             "teacher_input": hparams["teacher_input"],
             **yaml_run_options(hparams),

@@ -29,7 +29,8 @@ Hyperparameters read besides those of
 ``[B]``: :class:`~speechbrain_kd.losses.WaveformLoss` with
 ``reduction: none``), ``kdrl_method`` (``C``),
 ``hard_term`` / ``soft_term`` (names of the two terms: ``hard``,
-``soft``), ``fixed_alpha`` (a number: no policy, every utterance gets it:
+``soft``), ``policy_lr`` / ``policy_final_lr`` (the policy's rate decays
+geometrically from one to the other over the epochs), ``fixed_alpha`` (a number: no policy, every utterance gets it:
 the paper's fixed-ratio baseline) and ``epoch_counter`` (its limit is the
 number of epochs of Eq. 9).
 """
@@ -396,7 +397,35 @@ class KDRLBrain(KDBrain):
         """
         if stage == sb.Stage.TRAIN:
             self.alphas = []
+            if self.policy is not None and epoch is not None:
+                lr = self.policy_lr(epoch)
+                for group in self.policy_optimizer.param_groups:
+                    group["lr"] = lr
         super().on_stage_start(stage, epoch)
+
+    def policy_lr(self, epoch):
+        """The policy's learning rate in ``epoch``: ``policy_lr`` decaying
+        geometrically to ``policy_final_lr`` in the last epoch (the
+        paper's best: 1e-6 to 1e-8, Table 12); constant without a final
+        rate.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch (1-based).
+
+        Returns
+        -------
+        float
+            The learning rate.
+        """
+        start = float(self.hparam("policy_lr", 1e-6))
+        final = self.hparam("policy_final_lr")
+        epochs = int(self.hparams.epoch_counter.limit)
+        if final is None or epochs <= 1:
+            return start
+        fraction = (min(int(epoch), epochs) - 1) / (epochs - 1)
+        return start * (float(final) / start) ** fraction
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Adds alpha's mean and spread over the epoch to the log.
