@@ -4,8 +4,8 @@ The csv has the columns of SpeechBrain's ``tests/recipes/<Dataset>.csv``.
 Its ``test_debug_flags`` name generated inputs with placeholders that the
 recipe tests fill in: ``{data}`` (a mini VoiceBank-DEMAND), ``{out}`` (the
 row's output folder), ``{manner_teacher}`` / ``{rt_senet_teacher}`` /
-``{wave_u_net_teacher}`` (tiny trained teacher runs: the rows of their
-yamls), ``{silent_data}`` (the mini
+``{wave_u_net_teacher}`` / ``{conv_tasnet_teacher}`` (tiny trained teacher
+runs: the rows of their yamls), ``{silent_data}`` (the mini
 VoiceBank-DEMAND with a silent training and test utterance), ``{clean}`` /
 ``{noise}`` (folders for FolderMix).
 """
@@ -95,6 +95,7 @@ TEACHER_ROWS = {
     "manner_teacher": "hparams/manner_teacher.yaml",
     "rt_senet_teacher": "hparams/rt_senet_teacher.yaml",
     "wave_u_net_teacher": "hparams/wave_u_net_teacher.yaml",
+    "conv_tasnet_teacher": "hparams/conv_tasnet_teacher.yaml",
 }
 
 
