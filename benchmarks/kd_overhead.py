@@ -16,7 +16,13 @@ three alike), with the real Brains of the recipes:
 It prints medians and, per KD yaml, the overhead ratio
 ``(kd - teacher) / student``: the target is at most 1.15, i.e. taps and
 attention-transfer losses cost almost nothing beyond the teacher's
-forward pass::
+forward pass.
+
+A second table does the same for KDRL (``--kdrl hparams/kdrl.yaml``:
+``KDRLBrain.fit_batch``, the student, two references and the policy,
+against that recipe's own student step and teacher forward); expected
+about 3 (student and two references, each a forward and a backward, plus
+the re-pass and the policy)::
 
     python benchmarks/kd_overhead.py --batch 2 --seconds 2 --repeats 7
 """
@@ -30,7 +36,8 @@ import torch
 
 import speechbrain as sb
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain_kd.brains import EnhanceBrain, KDBrain
+from speechbrain_kd.brains import EnhanceBrain, KDBrain, KDRLBrain
+from speechbrain_kd.losses import WaveformLoss
 from speechbrain_kd.recipe import load_hparams_file
 
 
@@ -50,6 +57,17 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--overrides", default="", help="yaml overrides of the hparams"
+    )
+    parser.add_argument(
+        "--kdrl",
+        default="hparams/kdrl.yaml",
+        help="KDRL recipe to time ('' to skip)",
+    )
+    parser.add_argument(
+        "--kdrl-seconds",
+        type=float,
+        default=1.024,
+        help="crop length of the KDRL table (its policy's input length)",
     )
     return parser.parse_args()
 
@@ -92,8 +110,93 @@ def timed(function):
     return time.perf_counter() - start
 
 
+def measure(cases, warmup, repeats):
+    """Median wall time of every case, the cases interleaved."""
+    for _ in range(warmup):
+        for case in cases.values():
+            case()
+    times = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, case in cases.items():
+            times[name].append(timed(case))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def print_table(medians, prefix, target):
+    """The table of medians and overhead ratios."""
+    student_s, teacher_s = list(medians.values())[:2]
+    print(f"| {'step':<44} | {'median s':>9} | {'ratio':>6} |")
+    print(f"|{'-' * 46}|{'-' * 11}|{'-' * 8}|")
+    for name, median in medians.items():
+        ratio = ""
+        if name.startswith(prefix):
+            ratio = f"{(median - teacher_s) / student_s:.3f}"
+        elif name.startswith("  of which"):
+            ratio = f"{median / student_s:.3f}"
+        print(f"| {name:<44} | {median:>9.4f} | {ratio:>6} |")
+    print(
+        f"ratio = ({prefix} - teacher forward) / student step (parts: part "
+        f"/ student step); {target}"
+    )
+
+
+def kdrl_table(args):
+    """Times KDRL's step against its own student step and teacher."""
+    overrides = f"policy_input_length: {int(args.kdrl_seconds * 16000)}\n"
+    hparams = load_hparams(args.kdrl, overrides)
+    batch = make_batch(
+        args.batch, int(args.kdrl_seconds * hparams["sample_rate"])
+    )
+    teacher = hparams["teacher"].eval()
+    student_hparams = dict(hparams)
+    student_hparams["loss"] = WaveformLoss(hparams["distance"].kind)
+    student = build_brain(EnhanceBrain, student_hparams)
+    kdrl = build_brain(
+        KDRLBrain, load_hparams(args.kdrl, overrides), teacher=teacher
+    )
+    noisy = batch.noisy_sig.data
+
+    def teacher_forward():
+        with torch.no_grad():
+            teacher(noisy)
+
+    clean, lengths = batch.clean_sig.data, batch.noisy_sig.lengths
+    with torch.no_grad():
+        teacher_out = teacher(noisy)
+    state = torch.stack([clean - noisy, teacher_out - noisy], dim=1)
+
+    def policy_step():
+        alpha = kdrl.policy(state)
+        kdrl.policy_optimizer.zero_grad()
+        ((alpha - 0.5) ** 2).mean().backward()
+        kdrl.policy_optimizer.step()
+
+    cases = {
+        "student training step (no KD)": lambda: student.fit_batch(batch),
+        "teacher forward (no_grad)": teacher_forward,
+        f"KDRL step, {args.kdrl}": functools.partial(kdrl.fit_batch, batch),
+        "  of which: both references' steps": lambda: kdrl.update_references(
+            noisy, lengths, clean, teacher_out
+        ),
+        "  of which: re-pass (3 forwards, eval)": lambda: kdrl.repass(
+            noisy, lengths, clean
+        ),
+        "  of which: policy forward + step": policy_step,
+        "  of which: copy student to references": (
+            kdrl.copy_student_to_references
+        ),
+    }
+    medians = measure(cases, args.warmup, args.repeats)
+    print(
+        f"\nKDRL: batch {args.batch} x {args.kdrl_seconds:g} s, "
+        f"{args.threads} threads, median of {args.repeats} after "
+        f"{args.warmup} warm-up rounds (interleaved)"
+    )
+    print_table(medians, "KDRL step", "expected about 3")
+
+
 def main():
-    """Runs the benchmark and prints the table."""
+    """Runs the benchmark and prints the tables."""
     args = parse_args()
     torch.set_num_threads(args.threads)
     hparams = load_hparams(args.hparams[0], args.overrides)
@@ -115,29 +218,15 @@ def main():
         kd_hparams = load_hparams(path, args.overrides)
         kd = build_brain(KDBrain, kd_hparams, teacher=teacher)
         cases[f"KD step, {path}"] = functools.partial(kd.fit_batch, batch)
-    for _ in range(args.warmup):
-        for case in cases.values():
-            case()
-    times = {name: [] for name in cases}
-    for _ in range(args.repeats):
-        for name, case in cases.items():
-            times[name].append(timed(case))
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    student_s, teacher_s = list(medians.values())[:2]
-
+    medians = measure(cases, args.warmup, args.repeats)
     print(
         f"batch {args.batch} x {args.seconds:g} s, {args.threads} threads, "
         f"median of {args.repeats} after {args.warmup} warm-up rounds "
         "(interleaved)"
     )
-    print(f"| {'step':<44} | {'median s':>9} | {'ratio':>6} |")
-    print(f"|{'-' * 46}|{'-' * 11}|{'-' * 8}|")
-    for name, median in medians.items():
-        ratio = ""
-        if name.startswith("KD step"):
-            ratio = f"{(median - teacher_s) / student_s:.3f}"
-        print(f"| {name:<44} | {median:>9.4f} | {ratio:>6} |")
-    print("ratio = (KD step - teacher forward) / student step; target <= 1.15")
+    print_table(medians, "KD step", "target <= 1.15")
+    if args.kdrl:
+        kdrl_table(args)
 
 
 if __name__ == "__main__":
