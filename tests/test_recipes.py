@@ -421,3 +421,76 @@ def test_file_damaged_after_preparation_is_one_line(
         f"Prepare it again: delete {prepared} (the prepare_folder) and run "
         "the same command without --skip_prep=True"
     )
+
+
+KDRL_RECOVERABLES = [
+    "model",
+    "counter",
+    "optimizer",
+    "policy",
+    "references",
+    "policy_optimizer",
+    "reference_soft_optimizer",
+    "reference_hard_optimizer",
+]
+
+
+def test_killed_kdrl_run_resumes_without_losing_an_epoch(
+    run_script, recipe_runs, data_folder, tmp_path
+):
+    """``train_kdrl.py`` killed with SIGKILL once an intra-epoch checkpoint
+    holding the student, the policy, both references and every optimizer
+    is complete; the rerun resumes from it and finishes both epochs."""
+    teacher = recipe_runs("hparams/wave_u_net_teacher.yaml").out / "run"
+    out = tmp_path / "kdrl"
+    args = [
+        PYTHON,
+        str(RECIPES / "train_kdrl.py"),
+        str(REPO / "hparams" / "kdrl.yaml"),
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={tmp_path / 'prepared'}",
+        f"--output_folder={out}",
+        f"--teacher_source={teacher}",
+        "--number_of_epochs=2",
+        "--batch_size=1",
+        "--segment_seconds=0.256",
+        "--policy_input_length=4096",
+        "--width=2",
+        "--teacher_width=3",
+        "--depth=4",
+        "--ckpt_interval_minutes=0",
+        "--ckpt_interval_steps=2",
+        "--save_enhanced=False",
+        "--metric_jobs=1",
+        "--num_workers=0",
+    ]
+    process = subprocess.Popen(
+        args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 300
+    intra_epoch = None
+    while time.time() < deadline and process.poll() is None:
+        for meta in (out / "save").glob("CKPT+*/CKPT.yaml"):
+            complete = is_complete(
+                types.SimpleNamespace(path=meta.parent), KDRL_RECOVERABLES
+            )
+            if "intra_epoch_ckpt" in meta.read_text() and complete:
+                intra_epoch = meta.parent
+        if intra_epoch is not None:
+            break
+        time.sleep(0.05)
+    assert intra_epoch is not None, "no intra-epoch checkpoint appeared"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "test_summary.json").exists()
+
+    result = run_script(args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    run_log = (out / "log.txt").read_text()
+    assert run_log.count("Would load a checkpoint here, but none found") == 1
+    assert "Loading a checkpoint from" in run_log
+    log = (out / "train_log.txt").read_text().splitlines()
+    epochs = [line.split(",")[0] for line in log if line.startswith("epoch")]
+    assert epochs == ["epoch: 1", "epoch: 2"], log
+    assert all("alpha_mean" in line for line in log if line.startswith("epoch"))
+    assert (out / "test_summary.json").is_file()
