@@ -325,8 +325,10 @@ def mix_at_snr(clean, noise, snr_db, rng):
     offset = int(rng.integers(noise.size))
     stretch = tiled[offset : offset + length].astype(np.float64)
     clean = clean.astype(np.float64)
-    clean_power = np.mean(clean**2)
-    noise_power = np.mean(stretch**2)
+    # Exactly rounded sums: numpy's SIMD sums change in the last bit with
+    # the arrays' memory alignment, and mixtures must be reproducible.
+    clean_power = math.fsum(clean**2) / length
+    noise_power = math.fsum(stretch**2) / length
     if clean_power == 0 or noise_power == 0:
         gain = 0.0 if noise_power == 0 else 1.0
     else:

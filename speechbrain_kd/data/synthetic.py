@@ -683,3 +683,66 @@ def _rms(values):
     if values.size == 0:
         return 0.0
     return float(np.sqrt(np.mean(np.square(values))))
+
+
+def make_timit_noisex(root, sentences=3, seconds=1.0, seed=0):
+    """Tiny TIMIT and NOISEX-92 folders in their original layouts.
+
+    TIMIT: ``TIMIT/{TRAIN,TEST}/DR1/MABC0/SX<k>.WAV`` (NIST SPHERE, 16-bit,
+    16 kHz, speech-like signals); NOISEX-92: ``NOISEX-92/<type>.wav`` for
+    every noise type of KDRL's protocol (RIFF, 19.98 kHz, filtered noise).
+    For tests: nothing here is TIMIT or NOISEX audio.
+
+    Arguments
+    ---------
+    root : str or pathlib.Path
+        Where the two folders go.
+    sentences : int
+        Sentences per TIMIT split.
+    seconds : float
+        Length of each sentence.
+    seed : int
+        Seed of the signals.
+
+    Returns
+    -------
+    tuple of pathlib.Path
+        ``(timit_folder, noisex_folder)``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> timit, noisex = make_timit_noisex(tempfile.mkdtemp(), sentences=1)
+    >>> sorted(p.name for p in (timit / "TEST" / "DR1" / "MABC0").iterdir())
+    ['SX1.WAV']
+    """
+    from speechbrain_kd.data.timit_noisex import TEST_NOISES, TRAIN_NOISES
+
+    root = pathlib.Path(root)
+    rng = np.random.default_rng(seed)
+    timit, noisex = root / "TIMIT", root / "NOISEX-92"
+    samples = int(seconds * 16000)
+    for split in ("TRAIN", "TEST"):
+        folder = timit / split / "DR1" / "MABC0"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(sentences):
+            speech = _speech_like(
+                rng, _random_voice(rng), samples, 16000, 0.1, 0.1
+            )
+            speech = np.clip(0.1 * speech, -0.99, 0.99)
+            sf.write(
+                folder / f"SX{index + 1}.WAV",
+                speech,
+                16000,
+                format="NIST",
+                subtype="PCM_16",
+            )
+    noisex.mkdir(parents=True, exist_ok=True)
+    rate = 19980
+    for index, name in enumerate((*TRAIN_NOISES, *TEST_NOISES)):
+        noise = rng.standard_normal(2 * rate)
+        smoothing = 1 + index % 4  # a different colour per type
+        noise = np.convolve(noise, np.ones(smoothing) / smoothing, "same")
+        noise = 0.3 * noise / np.max(np.abs(noise))
+        sf.write(noisex / f"{name}.wav", noise, rate, subtype="PCM_16")
+    return timit, noisex
