@@ -89,6 +89,16 @@ def folder_mix_folders(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def timit_noisex_folders(tmp_path_factory):
+    """Generated ``TIMIT/`` and ``NOISEX-92/`` folders in their layouts."""
+    from speechbrain_kd.data.synthetic import make_timit_noisex
+
+    root = tmp_path_factory.mktemp("timit_noisex")
+    make_timit_noisex(root, sentences=4, seconds=0.6)
+    return root
+
+
+@pytest.fixture(scope="session")
 def recipe_runs(request, tmp_path_factory):
     """The debug runs of ``recipes/recipes.csv``: ``recipe_runs(hparams)``
     runs the row of that yaml once per session with its own
@@ -105,9 +115,17 @@ def recipe_runs(request, tmp_path_factory):
             "silent_data": "silent_valentini",
             "clean": "folder_mix_folders",
             "noise": "folder_mix_folders",
+            "timit": "timit_noisex_folders",
+            "noisex": "timit_noisex_folders",
         }[placeholder]
         value = request.getfixturevalue(fixture)
-        return value / placeholder if fixture == "folder_mix_folders" else value
+        if fixture == "folder_mix_folders":
+            return value / placeholder
+        if fixture == "timit_noisex_folders":
+            return (
+                value / {"timit": "TIMIT", "noisex": "NOISEX-92"}[placeholder]
+            )
+        return value
 
     root = tmp_path_factory.getbasetemp()
     worker = os.environ.get("PYTEST_XDIST_WORKER")

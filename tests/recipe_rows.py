@@ -7,7 +7,8 @@ row's output folder), ``{manner_teacher}`` / ``{rt_senet_teacher}`` /
 ``{wave_u_net_teacher}`` / ``{conv_tasnet_teacher}`` (tiny trained teacher
 runs: the rows of their yamls), ``{silent_data}`` (the mini
 VoiceBank-DEMAND with a silent training and test utterance), ``{clean}`` /
-``{noise}`` (folders for FolderMix).
+``{noise}`` (folders for FolderMix), ``{timit}`` / ``{noisex}`` (generated
+TIMIT and NOISEX-92 folders).
 """
 
 import csv
@@ -96,6 +97,7 @@ TEACHER_ROWS = {
     "rt_senet_teacher": "hparams/rt_senet_teacher.yaml",
     "wave_u_net_teacher": "hparams/wave_u_net_teacher.yaml",
     "conv_tasnet_teacher": "hparams/conv_tasnet_teacher.yaml",
+    "wave_u_net_teacher_timit": "hparams/wave_u_net_teacher_timit.yaml",
 }
 
 

@@ -53,7 +53,16 @@ def test_every_csv_row_has_eleven_cells_and_known_placeholders():
     with open(REPO / "recipes" / "recipes.csv", encoding="utf-8") as fin:
         lines = list(csv.reader(fin))
     assert [len(cells) for cells in lines] == [len(COLUMNS)] * len(lines)
-    known = {"data", "silent_data", "out", "clean", "noise", *TEACHER_ROWS}
+    known = {
+        "data",
+        "silent_data",
+        "out",
+        "clean",
+        "noise",
+        "timit",
+        "noisex",
+        *TEACHER_ROWS,
+    }
     for row in ROWS:
         flags = row["test_debug_flags"]
         names = {n for _, n, _, _ in string.Formatter().parse(flags) if n}
