@@ -190,11 +190,49 @@ def test_policy_references_and_optimizers_are_checkpointed(tmp_path):
     )
 
 
-def test_gradient_accumulation_is_refused_with_a_reason():
-    brain, _, _ = make_brain()
+def test_gradient_accumulation_makes_one_iteration_of_two_batches():
+    brain, student, teacher = make_brain()
     brain.grad_accumulation_factor = 2
-    with pytest.raises(ValueError, match="grad_accumulation_factor must be 1"):
-        brain.on_fit_start()
+    brain.init_optimizers()
+    start = copy.deepcopy(student)
+    policy_before = copy.deepcopy(brain.policy.state_dict())
+    batches = [batch(seed=3), batch(seed=4)]
+
+    brain.step = 1  # SpeechBrain's loop counts the batch before fit_batch
+    brain.fit_batch(batches[0])
+    assert len(brain.iteration_batches) == 1
+    for name in ("soft", "hard"):  # copied, not stepped yet
+        state = brain.references[name].state_dict()
+        for key, value in start.state_dict().items():
+            if "running" not in key and "num_batches" not in key:
+                assert torch.equal(state[key], value), (name, key)
+    assert all(
+        torch.equal(brain.policy.state_dict()[k], v)
+        for k, v in policy_before.items()
+        if "running" not in k and "num_batches" not in k
+    )
+    brain.step = 2
+    brain.fit_batch(batches[1])
+    assert brain.iteration_batches == []
+
+    # each reference: one SGD step on the mean of the two batches' losses
+    # from the weights the student had when the iteration began
+    for name in ("soft", "hard"):
+        reference = copy.deepcopy(start).train()
+        optimizer = torch.optim.SGD(reference.parameters(), 0.1)
+        for data in batches:
+            noisy, clean = data.noisy_sig.data, data.clean_sig.data
+            with torch.no_grad():
+                target = teacher(noisy) if name == "soft" else clean
+            (DISTANCE(reference(noisy), target).mean() / 2).backward()
+        optimizer.step()
+        got = brain.references[name].state_dict()
+        for key, value in reference.state_dict().items():
+            assert torch.allclose(got[key], value, atol=1e-6), (name, key)
+    assert any(
+        not torch.equal(brain.policy.state_dict()[k], v)
+        for k, v in policy_before.items()
+    )
 
 
 def test_missing_terms_are_named():

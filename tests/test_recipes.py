@@ -494,3 +494,35 @@ def test_killed_kdrl_run_resumes_without_losing_an_epoch(
     assert epochs == ["epoch: 1", "epoch: 2"], log
     assert all("alpha_mean" in line for line in log if line.startswith("epoch"))
     assert (out / "test_summary.json").is_file()
+
+
+def test_kdrl_with_bf16_accumulation_and_clipping(
+    run_script, recipe_runs, data_folder, tmp_path
+):
+    """KDRLBrain keeps SpeechBrain's precision, gradient accumulation and
+    clipping options (the references and the policy follow them)."""
+    teacher = recipe_runs("hparams/wave_u_net_teacher.yaml").out / "run"
+    result = run_recipe(
+        run_script,
+        "train_kdrl.py",
+        "kdrl.yaml",
+        "--debug",
+        f"--data_folder={data_folder}",
+        f"--prepare_folder={tmp_path / 'prepared'}",
+        f"--output_folder={tmp_path / 'run'}",
+        f"--teacher_source={teacher}",
+        "--width=2",
+        "--teacher_width=3",
+        "--depth=4",
+        "--segment_seconds=0.256",
+        "--policy_input_length=4096",
+        "--batch_size=2",
+        "--grad_accumulation_factor=2",
+        "--precision=bf16",
+        "--max_grad_norm=5",
+        "--metric_jobs=1",
+        "--num_workers=0",
+    )
+    assert "--precision=bf16" in result.stdout + result.stderr
+    log = (tmp_path / "run" / "train_log.txt").read_text()
+    assert "epoch: 2" in log and "alpha_mean" in log and "loss_policy" in log

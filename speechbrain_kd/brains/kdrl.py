@@ -186,16 +186,6 @@ class KDRLBrain(KDBrain):
                 "policy_optimizer", self.policy_optimizer
             )
 
-    def on_fit_start(self):
-        """Refuses what the three-network step does not support."""
-        if self.grad_accumulation_factor != 1 and self.policy is not None:
-            raise ValueError(
-                "KDRLBrain updates the references and the policy on every "
-                "batch: grad_accumulation_factor must be 1, got "
-                f"{self.grad_accumulation_factor}"
-            )
-        super().on_fit_start()
-
     # -- the step --------------------------------------------------------------
     def supervised_loss(self, enhanced, batch):
         """The distance D to the clean signal (the validation loss).
@@ -272,6 +262,13 @@ class KDRLBrain(KDBrain):
         """Student step (Eq. 7), reference steps (Eqs. 5-6), re-pass and
         policy step (Eqs. 8-11).
 
+        With gradient accumulation, an iteration is one optimizer step:
+        the references are copied from the student at its first batch,
+        accumulate their gradients as the student does, and step with it;
+        the re-pass and the policy step then cover every batch of the
+        iteration. A batch skipped as non-finite drops the iteration, as
+        it does for the student.
+
         Arguments
         ---------
         batch : PaddedBatch
@@ -282,35 +279,78 @@ class KDRLBrain(KDBrain):
         torch.Tensor
             The student's detached loss.
         """
-        if self.policy is not None:
+        if self.policy is None:
+            return super().fit_batch(batch)
+        should_step = self.step % self.grad_accumulation_factor == 0
+        window = self.__dict__.setdefault("iteration_batches", [])
+        if not window:
             self.copy_student_to_references()
         loss = super().fit_batch(batch)
-        if self.policy is None or not torch.isfinite(loss):
+        if not torch.isfinite(loss):
+            self.drop_iteration()
             return loss
         step = self.step_state
-        noisy, lengths = step.student_input, step.lengths
-        clean, teacher_out = step.clean, step.teacher_out.detach()
-        original = self.hparams.distance(
-            step.student_out.detach(), clean, length=lengths
-        )
-        self.update_references(noisy, lengths, clean, teacher_out)
-        distances = self.repass(noisy, lengths, clean)
-        rewards = reward(
-            distances["soft"], distances["hard"], distances["student"]
-        )
+        record = {
+            "noisy": step.student_input.detach(),
+            "lengths": step.lengths,
+            "clean": step.clean,
+            "alpha": self.step_alpha,
+            "original": self.hparams.distance(
+                step.student_out.detach(), step.clean, length=step.lengths
+            ),
+        }
+        self.accumulate_references(record, step.teacher_out.detach())
+        window.append(record)
+        if should_step:
+            self.step_references()
+            self.update_policy(window)
+            self.iteration_batches = []
+        return loss
+
+    def drop_iteration(self):
+        """Forgets the iteration in progress (a non-finite batch)."""
+        self.iteration_batches = []
+        for name in REFERENCES:
+            self.reference_optimizers[name].zero_grad(set_to_none=True)
+        self.policy_optimizer.zero_grad(set_to_none=True)
+
+    def update_policy(self, window):
+        """Re-pass, reward, progress and one policy step over the
+        iteration's batches (Eqs. 8-11).
+
+        Arguments
+        ---------
+        window : list of dict
+            The iteration's batches (mixture, lengths, clean, alpha, the
+            student's distance before its update).
+        """
         epochs = self.hparams.epoch_counter.limit
-        delta = progress(rewards, original, epochs)
-        loss_policy = policy_loss(self.step_alpha, delta).mean()
+        losses, logs = [], {}
+        for record in window:
+            distances = self.repass(
+                record["noisy"], record["lengths"], record["clean"]
+            )
+            rewards = reward(
+                distances["soft"], distances["hard"], distances["student"]
+            )
+            delta = progress(rewards, record["original"], epochs)
+            losses.append(policy_loss(record["alpha"], delta))
+            logs.setdefault("reward", []).append(rewards)
+            for name, value in distances.items():
+                key = (
+                    "distance_student"
+                    if name == "student"
+                    else f"distance_{name}_reference"
+                )
+                logs.setdefault(key, []).append(value)
+        loss_policy = torch.cat(losses).mean()
         self.policy_optimizer.zero_grad(set_to_none=True)
         loss_policy.backward()
         self.policy_optimizer.step()
         self.policy_optimizer.zero_grad(set_to_none=True)
         self.log_term("policy", loss_policy)
-        self.log_term("reward", rewards.mean())
-        self.log_term("distance_student", distances["student"].mean())
-        for name in REFERENCES:
-            self.log_term(f"distance_{name}_reference", distances[name].mean())
-        return loss
+        for key, values in logs.items():
+            self.log_term(key, torch.cat(values).mean())
 
     def copy_student_to_references(self):
         """Starts both references from the student's current weights."""
@@ -319,9 +359,59 @@ class KDRLBrain(KDBrain):
         for name in REFERENCES:
             self.references[name].load_state_dict(state)
 
+    def reference_scalers(self):
+        """One gradient scaler per reference (enabled as the student's:
+        ``--precision=fp16``)."""
+        scalers = self.__dict__.get("_reference_scalers")
+        if scalers is None:
+            enabled = self.scaler.is_enabled()
+            scalers = {
+                name: torch.amp.GradScaler(
+                    torch.device(self.device).type, enabled=enabled
+                )
+                for name in REFERENCES
+            }
+            self._reference_scalers = scalers
+        return scalers
+
+    def accumulate_references(self, record, teacher_out):
+        """Backward of R1 on the teacher's output and R2 on the clean
+        signal (Eqs. 5 and 6) for one batch, as the student accumulates.
+
+        Arguments
+        ---------
+        record : dict
+            The batch (``noisy``, ``lengths``, ``clean``).
+        teacher_out : torch.Tensor
+            The teacher's outputs (detached).
+        """
+        targets = {"soft": teacher_out, "hard": record["clean"]}
+        scalers = self.reference_scalers()
+        for name in REFERENCES:
+            model = self.references[name].train()
+            with self.training_ctx:
+                out = model(record["noisy"])
+                loss = self.hparams.distance(
+                    out, targets[name], length=record["lengths"]
+                )
+            loss = loss.float().mean() / self.grad_accumulation_factor
+            scalers[name].scale(loss).backward()
+
+    def step_references(self):
+        """Steps both references (clipped as the student is)."""
+        for name, scaler in self.reference_scalers().items():
+            optimizer = self.reference_optimizers[name]
+            if self.max_grad_norm > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(
+                    self.references[name].parameters(), self.max_grad_norm
+                )
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
     def update_references(self, noisy, lengths, clean, teacher_out):
-        """One step of R1 on the teacher's output and of R2 on the clean
-        signal (Eqs. 5 and 6), clipped as the student is.
+        """One full step of both references on one batch.
 
         Arguments
         ---------
@@ -334,21 +424,9 @@ class KDRLBrain(KDBrain):
         teacher_out : torch.Tensor
             The teacher's outputs (detached).
         """
-        targets = {"soft": teacher_out, "hard": clean}
-        for name in REFERENCES:
-            model = self.references[name].train()
-            optimizer = self.reference_optimizers[name]
-            optimizer.zero_grad(set_to_none=True)
-            with self.training_ctx:
-                out = model(noisy)
-                loss = self.hparams.distance(out, targets[name], length=lengths)
-            loss.float().mean().backward()
-            if self.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), self.max_grad_norm
-                )
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        record = {"noisy": noisy, "lengths": lengths, "clean": clean}
+        self.accumulate_references(record, teacher_out)
+        self.step_references()
 
     def repass(self, noisy, lengths, clean):
         """Distances to the clean signal after the updates (Eq. 8).
