@@ -62,6 +62,14 @@ class KDRLBrain(KDBrain):
     """KDRL: the student learns per utterance how much to follow the
     teacher; see the module docstring for the step and hyperparameters.
 
+    Eq. 8's three cases leave out ties of the smallest distance: a tie
+    gives a reward of 0 (no model is better; both formulas tend to 0
+    there). Eq. 9 divides by the magnitude of the student's distance
+    before its update (floored), Eq. 10 clips to [0, 1]
+    (:mod:`speechbrain_kd.distill.kdrl`, every ordering tested in
+    ``tests/test_kdrl.py``). The references and the policy are not
+    DDP-wrapped: train on one process.
+
     Arguments
     ---------
     modules : dict
