@@ -149,12 +149,17 @@ def l1_loss_masked(pred, target, length=None, reduction="mean"):
     >>> l1_loss_masked(pred, target, torch.tensor([2 / 3, 1.0]), "none")
     tensor([1.5000, 1.0000])
     """
+    return _masked_mean(torch.abs, pred, target, length, reduction)
+
+
+def _masked_mean(error, pred, target, length, reduction):
+    """``error(pred - target)`` averaged over each utterance's valid
+    samples, then reduced over the batch."""
     pred = _as_batch(pred, "pred")
     target = _as_batch(target, "target")
     batch, max_len = pred.shape
     mask = length_mask(length, max_len, batch, pred.device, pred.dtype)
-    error = (pred - target).abs() * mask
-    per_utterance = error.sum(dim=1) / mask.sum(dim=1)
+    per_utterance = (error(pred - target) * mask).sum(dim=1) / mask.sum(dim=1)
     return _reduce(per_utterance, reduction)
 
 
@@ -184,13 +189,7 @@ def mse_loss_masked(pred, target, length=None, reduction="mean"):
     >>> mse_loss_masked(pred, target, torch.tensor([2 / 3, 1.0]), "none")
     tensor([2.5000, 3.0000])
     """
-    pred = _as_batch(pred, "pred")
-    target = _as_batch(target, "target")
-    batch, max_len = pred.shape
-    mask = length_mask(length, max_len, batch, pred.device, pred.dtype)
-    error = (pred - target).pow(2) * mask
-    per_utterance = error.sum(dim=1) / mask.sum(dim=1)
-    return _reduce(per_utterance, reduction)
+    return _masked_mean(torch.square, pred, target, length, reduction)
 
 
 def neg_si_sdr_loss(pred, target, length=None, reduction="mean", eps=1e-8):
