@@ -213,6 +213,7 @@ SLOW_TESTS = {
     "tests/test_manner_golden.py::test_known_presets_are_the_preset_yamls",
     "tests/test_manner_golden.py::test_training_checkpoint_file_format",
     "tests/test_evaluate_cli.py::test_timed_out_file_is_named",
+    "tests/test_kdrl_brain.py::test_ddp_keeps_the_policy_equal_on_every_process",
     "tests/test_metrics.py::test_hanging_crashing_and_raising_tasks_fail_without_hanging",
     "tests/test_metrics.py::test_safe_pool_reports_reasons_and_is_reusable",
     "tests/test_metrics.py::test_vbd_reference_pesq_and_stoi",

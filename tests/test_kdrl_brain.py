@@ -277,3 +277,35 @@ def test_policy_learning_rate_decays_from_1e_6_to_1e_8():
     assert rates == pytest.approx(expected, rel=1e-12)
     constant, _, _ = make_brain(policy_lr=1e-6)
     assert constant.policy_lr(3) == 1e-6
+
+
+def test_ddp_keeps_the_policy_equal_on_every_process(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    torchrun = pathlib.Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node=2",
+            "--master_port=29533",
+            str(repo / "tests" / "scripts" / "kdrl_ddp.py"),
+            str(tmp_path),
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for part in ("policy", "student"):  # different data, synchronised grads
+        for key, value in rank0[part].items():
+            if "num_batches" in key or "running" in key:
+                continue
+            assert torch.allclose(value, rank1[part][key], atol=1e-6), key

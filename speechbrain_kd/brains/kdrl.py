@@ -67,8 +67,8 @@ class KDRLBrain(KDBrain):
     there). Eq. 9 divides by the magnitude of the student's distance
     before its update (floored), Eq. 10 clips to [0, 1]
     (:mod:`speechbrain_kd.distill.kdrl`, every ordering tested in
-    ``tests/test_kdrl.py``). The references and the policy are not
-    DDP-wrapped: train on one process.
+    ``tests/test_kdrl.py``). Under DDP the policy's gradients are
+    averaged over the processes; the references stay local.
 
     Arguments
     ---------
@@ -258,7 +258,7 @@ class KDRLBrain(KDBrain):
         else:
             self.policy.train()
             state = policy_state(step.clean, step.student_out, step.teacher_out)
-            alpha = self.policy(state.to(self.device))
+            alpha = self.policy_forward(state.to(self.device))
         self.step_alpha = alpha
         self.step_state = step
         self.alphas.append(alpha.detach().cpu())
@@ -359,6 +359,30 @@ class KDRLBrain(KDBrain):
         self.log_term("policy", loss_policy)
         for key, values in logs.items():
             self.log_term(key, torch.cat(values).mean())
+
+    def policy_forward(self, state):
+        """The policy's alpha; under DDP through a wrapper that averages
+        its gradients over the processes (every process then takes the
+        same policy step; the references stay local: each is a copy of
+        the synchronised student).
+
+        Arguments
+        ---------
+        state : torch.Tensor
+            ``[batch, 2, time]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``alpha`` ``[batch]``.
+        """
+        if not self.distributed_launch:
+            return self.policy(state)
+        wrapped = self.__dict__.get("_policy_ddp")
+        if wrapped is None:
+            wrapped = torch.nn.parallel.DistributedDataParallel(self.policy)
+            self._policy_ddp = wrapped
+        return wrapped(state)
 
     def copy_student_to_references(self):
         """Starts both references from the student's current weights."""
