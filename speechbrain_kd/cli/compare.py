@@ -68,7 +68,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def score_folder(clean_dir, enhanced_dir, metrics, sample_rate, progress):
+def _score_folder(clean_dir, enhanced_dir, metrics, sample_rate, progress):
     """Per-utterance scores of one folder.
 
     Arguments
@@ -127,10 +127,10 @@ def run(args):
 
     metrics = check_metrics(args.metrics, args.sample_rate)
     progress = not args.no_progress
-    baseline = score_folder(
+    baseline = _score_folder(
         args.clean_dir, args.baseline_dir, metrics, args.sample_rate, progress
     )
-    candidate = score_folder(
+    candidate = _score_folder(
         args.clean_dir, args.candidate_dir, metrics, args.sample_rate, progress
     )
     # pair_files made both folders hold exactly the clean folder's names
