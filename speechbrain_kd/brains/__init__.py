@@ -4,6 +4,7 @@ from speechbrain_kd.brains.enhance import EnhanceBrain
 from speechbrain_kd.brains.kd import KDBrain
 from speechbrain_kd.brains.kdrl import KDRLBrain
 from speechbrain_kd.brains.okd_metricgan import OKDMetricGANBrain
+from speechbrain_kd.brains.spatial import SpatialInjectionBrain
 from speechbrain_kd.brains.teacher import TeacherLoadError, load_teacher
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "KDBrain",
     "KDRLBrain",
     "OKDMetricGANBrain",
+    "SpatialInjectionBrain",
     "TeacherLoadError",
     "load_teacher",
 ]

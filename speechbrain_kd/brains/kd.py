@@ -98,6 +98,10 @@ class KDBrain(EnhanceBrain):
     ['loss_output_kd', 'loss_supervised']
     """
 
+    #: A Brain whose runs may have no term at all (then no teacher is
+    #: loaded) sets this; KDBrain itself always loads its teacher.
+    teacher_optional = False
+
     def __init__(
         self,
         modules=None,
@@ -123,14 +127,18 @@ class KDBrain(EnhanceBrain):
             and DISTILL_TERMS not in checkpointer.recoverables
         ):
             checkpointer.add_recoverable(DISTILL_TERMS, active)
-        if teacher is None:
-            teacher = self.load_teacher()
-        self.teacher = teacher.to(self.device).eval().requires_grad_(False)
         self.distill_terms = list(active)
+        if teacher is None and (active or not self.teacher_optional):
+            teacher = self.load_teacher()
+        self.teacher = teacher
         student_names, teacher_names = collect_taps(self.distill_terms)
         self.student_taps = FeatureTaps(
             self.modules.model, student_names, role="student"
         )
+        if teacher is None:
+            logger.info("No distillation term: no teacher is loaded")
+            return
+        self.teacher = teacher.to(self.device).eval().requires_grad_(False)
         self.teacher_taps = FeatureTaps(
             self.teacher, teacher_names, detach=True, role="teacher"
         )
@@ -254,6 +262,9 @@ class KDBrain(EnhanceBrain):
         for name, value in self.modules[DISTILL_TERMS](predictions).items():
             self.log_term(name, value)
             loss = loss + value
+        for term in self.distill_terms:
+            for part, value in term.logged.items():
+                self.log_term(f"{term.name}_{part}", value)
         return loss
 
     def on_stage_start(self, stage, epoch=None):
@@ -266,5 +277,6 @@ class KDBrain(EnhanceBrain):
         epoch : int, optional
             The epoch number.
         """
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.eval()
         super().on_stage_start(stage, epoch)

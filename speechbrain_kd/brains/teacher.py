@@ -60,7 +60,9 @@ class TeacherLoadError(CheckpointError):
     """Raised when a teacher cannot be found or does not fit the model."""
 
 
-def resolve_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
+def resolve_checkpoint_file(
+    source, max_key="pesq", names=CHECKPOINT_NAMES, key="teacher_source"
+):
     """Finds the parameter file of a teacher in a local folder.
 
     Arguments
@@ -74,6 +76,8 @@ def resolve_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
         recent checkpoint).
     names : tuple of str
         File names that hold the model's parameters, by preference.
+    key : str
+        The hyperparameter that gave ``source`` (named in errors).
 
     Returns
     -------
@@ -96,9 +100,8 @@ def resolve_checkpoint_file(source, max_key="pesq", names=CHECKPOINT_NAMES):
     try:
         return find_checkpoint_file(source, max_key=max_key, names=names)
     except CheckpointError as error:
-        raise TeacherLoadError(
-            f"teacher_source {error} {HOW_TO_GET_A_TEACHER}"
-        ) from None
+        advice = HOW_TO_GET_A_TEACHER if key == "teacher_source" else ""
+        raise TeacherLoadError(f"{key} {error} {advice}".rstrip()) from None
 
 
 def check_state_dict(model, state_dict, source, role="teacher", hint=None):
@@ -148,7 +151,9 @@ def check_state_dict(model, state_dict, source, role="teacher", hint=None):
         raise TeacherLoadError(str(error)) from None
 
 
-def load_teacher(model, source, savedir, max_key="pesq"):
+def load_teacher(
+    model, source, savedir, max_key="pesq", role="teacher", key=None
+):
     """Loads pretrained teacher parameters into ``model``.
 
     Arguments
@@ -164,6 +169,12 @@ def load_teacher(model, source, savedir, max_key="pesq"):
     max_key : str
         Checkpoint meta key used to pick the best checkpoint of a training
         output folder.
+    role : str
+        What the model is (``teacher``, ``bad student``), named in
+        messages.
+    key : str, optional
+        The hyperparameter holding ``source`` (default
+        ``<role>_source``), named in errors.
 
     Returns
     -------
@@ -186,31 +197,33 @@ def load_teacher(model, source, savedir, max_key="pesq"):
     >>> torch.equal(teacher.weight, trained.weight), teacher.training
     (True, False)
     """
+    name = role.replace(" ", "_")
+    key = key or f"{name}_source"
+    advice = HOW_TO_GET_A_TEACHER if role == "teacher" else ""
     if source is None or str(source).strip() in ("", "None", "null"):
         raise TeacherLoadError(
-            "No teacher given: set teacher_source (yaml or "
-            f"--teacher_source). {HOW_TO_GET_A_TEACHER}"
+            f"No {role} given: set {key} (yaml or --{key}). {advice}".rstrip()
         )
     if looks_like_local_path(source):
-        path = resolve_checkpoint_file(source, max_key=max_key)
+        path = resolve_checkpoint_file(source, max_key=max_key, key=key)
         fetch_source, filename = str(path.parent), path.name
     else:
         fetch_source, filename = str(source), MODEL_FILE
     pathlib.Path(savedir).mkdir(parents=True, exist_ok=True)
     pretrainer = Pretrainer(
         collect_in=savedir,
-        loadables={"teacher": model},
-        paths={"teacher": f"{fetch_source}/{filename}"},
+        loadables={name: model},
+        paths={name: f"{fetch_source}/{filename}"},
     )
     collected = pretrainer.collect_files()
     try:
         state_dict = read_parameters(
-            collected["teacher"], shown_as=f"{fetch_source}/{filename}"
+            collected[name], shown_as=f"{fetch_source}/{filename}"
         )
     except CheckpointError as error:
-        raise TeacherLoadError(f"teacher_source: {error}") from None
-    check_state_dict(model, state_dict, f"{fetch_source}/{filename}")
-    logger.info("Loaded teacher from %s/%s", fetch_source, filename)
+        raise TeacherLoadError(f"{key}: {error}") from None
+    check_state_dict(model, state_dict, f"{fetch_source}/{filename}", role=role)
+    logger.info("Loaded %s from %s/%s", role, fetch_source, filename)
     model.eval()
     model.requires_grad_(False)
     return model

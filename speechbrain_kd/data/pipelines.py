@@ -12,6 +12,7 @@ overlapping segments per utterance (as in MANNER). Validation and test items
 are whole utterances.
 """
 
+import contextlib
 import os
 import pathlib
 
@@ -34,6 +35,7 @@ def dataio_prep(
     segment_seconds=4.0,
     segment_hop_seconds=None,
     replacements=None,
+    binaural=False,
 ):
     """Builds the enhancement datasets from JSON manifests.
 
@@ -75,12 +77,17 @@ def dataio_prep(
     replacements : dict, optional
         ``str.format`` replacements applied to the manifest strings, e.g.
         ``{"data_root": "/data"}`` for paths written as ``{data_root}/...``.
+    binaural : bool
+        Items also hold ``binaural_sig`` (``[time, 2]``, left and right),
+        read from the manifest's ``binaural_wav`` (a two-channel file) at
+        the same span as the noisy and clean files.
 
     Returns
     -------
     dict
         ``{"train"|"valid"|"test": DynamicItemDataset}`` for the manifests
-        given, each with output keys ``["id", "noisy_sig", "clean_sig"]``.
+        given, each with output keys ``["id", "noisy_sig", "clean_sig"]``
+        (and ``binaural_sig``).
 
     Example
     -------
@@ -123,6 +130,7 @@ def dataio_prep(
     sample_rate = int(sample_rate)
     segment = _seconds_to_samples(segment_seconds, sample_rate)
     datasets = {}
+    keys = OUTPUT_KEYS + (["binaural_sig"] if binaural else [])
 
     if train_json is not None:
         data = load_data_json(train_json, replacements)
@@ -131,13 +139,15 @@ def dataio_prep(
             data = expand_segments(
                 data, segment_seconds, segment_hop_seconds, sample_rate
             )
-            pipeline = _span_pipeline(sample_rate, train_json)
+            pipeline = _span_pipeline(sample_rate, train_json, binaural)
         elif segment is not None:
-            pipeline = _random_crop_pipeline(segment, sample_rate, train_json)
+            pipeline = _random_crop_pipeline(
+                segment, sample_rate, train_json, binaural
+            )
         else:
-            pipeline = _whole_pipeline(sample_rate, train_json)
+            pipeline = _whole_pipeline(sample_rate, train_json, binaural)
         datasets["train"] = DynamicItemDataset(
-            data, dynamic_items=[pipeline], output_keys=OUTPUT_KEYS
+            data, dynamic_items=[pipeline], output_keys=keys
         )
 
     for split, path in (("valid", valid_json), ("test", test_json)):
@@ -147,8 +157,8 @@ def dataio_prep(
         _check_not_empty(data, path)
         datasets[split] = DynamicItemDataset(
             data,
-            dynamic_items=[_whole_pipeline(sample_rate, path)],
-            output_keys=OUTPUT_KEYS,
+            dynamic_items=[_whole_pipeline(sample_rate, path, binaural)],
+            output_keys=keys,
         )
     return datasets
 
@@ -281,7 +291,7 @@ def _damaged(path, problem, manifest):
     )
 
 
-def _open_checked(path, sample_rate, manifest=None):
+def _open_checked(path, sample_rate, manifest=None, channels=1):
     try:
         f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
@@ -296,11 +306,12 @@ def _open_checked(path, sample_rate, manifest=None):
             f"(prepare_valentini) with sample_rate={sample_rate}, or set "
             f"sample_rate={f.samplerate}."
         )
-    if f.channels != 1:
+    if f.channels != channels:
         f.close()
+        expected = "mono" if channels == 1 else f"{channels}-channel"
         raise ValueError(
             f"{path} has {f.channels} channels; the enhancement pipelines "
-            "expect mono files. Re-run the data preparation."
+            f"expect {expected} files here. Re-run the data preparation."
         )
     return f
 
@@ -325,58 +336,77 @@ def _read_frames(f, start, stop, manifest=None):
     return torch.from_numpy(data)
 
 
-def _random_crop_pipeline(segment, sample_rate, manifest=None):
-    """Random crop at the same offset in both files of a pair."""
+def _signals(binaural):
+    """The signals of an item: ``(name, channels)``."""
+    signals = [("noisy", 1), ("clean", 1)]
+    return signals + [("binaural", 2)] if binaural else signals
 
-    @takes("noisy_wav", "clean_wav", "length")
-    @provides("noisy_sig", "clean_sig")
-    def crop(noisy_wav, clean_wav, length):
-        """A random crop of the same span of both files."""
+
+def _random_crop_pipeline(segment, sample_rate, manifest=None, binaural=False):
+    """Random crop at the same offset in every file of an item."""
+    signals = _signals(binaural)
+
+    @takes(*[f"{name}_wav" for name, _ in signals], "length")
+    @provides(*[f"{name}_sig" for name, _ in signals])
+    def crop(*paths_and_length):
+        """A random crop of the same span of every file."""
+        *paths, length = paths_and_length
         expected = int(round(float(length) * sample_rate))
-        with _open_checked(noisy_wav, sample_rate, manifest) as noisy:
-            with _open_checked(clean_wav, sample_rate, manifest) as clean:
-                for f in (noisy, clean):
-                    if f.frames < expected:
-                        raise _damaged(
-                            f.name,
-                            f"is truncated ({f.frames} frames; the "
-                            f"manifest says {expected})",
-                            manifest,
-                        )
-                frames = min(noisy.frames, clean.frames)
-                start = 0
-                if frames > segment:
-                    start = int(torch.randint(frames - segment + 1, ()).item())
-                stop = min(start + segment, frames)
-                noisy_sig = _read_frames(noisy, start, stop, manifest)
-                clean_sig = _read_frames(clean, start, stop, manifest)
-        yield noisy_sig
-        yield clean_sig
+        with contextlib.ExitStack() as stack:
+            files = [
+                stack.enter_context(
+                    _open_checked(path, sample_rate, manifest, channels)
+                )
+                for path, (_, channels) in zip(paths, signals, strict=True)
+            ]
+            for f in files:
+                if f.frames < expected:
+                    raise _damaged(
+                        f.name,
+                        f"is truncated ({f.frames} frames; the "
+                        f"manifest says {expected})",
+                        manifest,
+                    )
+            frames = min(f.frames for f in files)
+            start = 0
+            if frames > segment:
+                start = int(torch.randint(frames - segment + 1, ()).item())
+            stop = min(start + segment, frames)
+            read = [_read_frames(f, start, stop, manifest) for f in files]
+        yield from read
 
     return crop
 
 
-def _span_pipeline(sample_rate, manifest=None):
-    """Reads the ``[start, stop)`` span of both files of a pair."""
+def _span_pipeline(sample_rate, manifest=None, binaural=False):
+    """Reads the ``[start, stop)`` span of every file of an item."""
+    signals = _signals(binaural)
 
-    @takes("noisy_wav", "clean_wav", "start", "stop")
-    @provides("noisy_sig", "clean_sig")
-    def span(noisy_wav, clean_wav, start, stop):
-        """The segment ``[start, stop)`` of both files."""
-        yield read_mono(noisy_wav, sample_rate, start, stop, manifest)
-        yield read_mono(clean_wav, sample_rate, start, stop, manifest)
+    @takes(*[f"{name}_wav" for name, _ in signals], "start", "stop")
+    @provides(*[f"{name}_sig" for name, _ in signals])
+    def span(*paths_and_span):
+        """The segment ``[start, stop)`` of every file."""
+        *paths, start, stop = paths_and_span
+        for path, (_, channels) in zip(paths, signals, strict=True):
+            yield _read(path, sample_rate, start, stop, manifest, channels)
 
     return span
 
 
-def _whole_pipeline(sample_rate, manifest=None):
-    """Reads both files of a pair whole."""
+def _whole_pipeline(sample_rate, manifest=None, binaural=False):
+    """Reads every file of an item whole."""
+    signals = _signals(binaural)
 
-    @takes("noisy_wav", "clean_wav")
-    @provides("noisy_sig", "clean_sig")
-    def whole(noisy_wav, clean_wav):
-        """Both files, whole."""
-        yield read_mono(noisy_wav, sample_rate, manifest=manifest)
-        yield read_mono(clean_wav, sample_rate, manifest=manifest)
+    @takes(*[f"{name}_wav" for name, _ in signals])
+    @provides(*[f"{name}_sig" for name, _ in signals])
+    def whole(*paths):
+        """Every file, whole."""
+        for path, (_, channels) in zip(paths, signals, strict=True):
+            yield _read(path, sample_rate, 0, None, manifest, channels)
 
     return whole
+
+
+def _read(path, sample_rate, start, stop, manifest, channels):
+    with _open_checked(path, sample_rate, manifest, channels) as f:
+        return _read_frames(f, start, stop, manifest)

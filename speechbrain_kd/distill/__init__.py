@@ -12,6 +12,8 @@
 * :class:`FeatureMSELoss` — FitNets-style hint loss (with a projection).
 * :class:`SimilarityLoss`, :func:`similarity_loss` — CNNC-Distill
   time-by-time feature-similarity loss (works across network widths).
+* :class:`SpatialInjectionTerm` — spatial injection (teacher over bad
+  student feature distances).
 * :class:`OKDLoss`, :func:`normalize_metric` — MetricGAN-OKD generator
   loss and the discriminator's metric targets.
 """
@@ -40,6 +42,7 @@ from speechbrain_kd.distill.similarity import (
     similarity_loss,
     similarity_matrix,
 )
+from speechbrain_kd.distill.spatial import SpatialInjectionTerm
 from speechbrain_kd.distill.taps import FeatureTaps, unwrap_model
 from speechbrain_kd.distill.terms import (
     DistillStep,
@@ -64,6 +67,7 @@ __all__ = [
     "FeatureTaps",
     "OutputDistillTerm",
     "SimilarityLoss",
+    "SpatialInjectionTerm",
     "at_loss",
     "attention_map",
     "collect_taps",

@@ -47,6 +47,8 @@ class DistillStep:
         Tap name -> teacher feature.
     sample_weights : dict
         Term name -> per-utterance weights ``[B]`` (set by a Brain).
+    bad_student_features : dict
+        Tap name -> feature of a frozen "bad student" (spatial injection).
 
     Example
     -------
@@ -74,6 +76,7 @@ class DistillStep:
     student_features: dict = dataclasses.field(default_factory=dict)
     teacher_features: dict = dataclasses.field(default_factory=dict)
     sample_weights: dict = dataclasses.field(default_factory=dict)
+    bad_student_features: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def for_batch(
@@ -238,7 +241,9 @@ class DistillTerm(nn.Module):
 
     Subclasses implement :meth:`compute` (a scalar, or one value per
     utterance) and may list the module paths they read in
-    ``student_taps`` / ``teacher_taps``.
+    ``student_taps`` / ``teacher_taps``. A term made of parts may put
+    them in ``self.logged`` (name -> detached scalar) while computing; the
+    Brain logs each as ``loss_<term>_<part>``.
 
     Arguments
     ---------
@@ -287,6 +292,7 @@ class DistillTerm(nn.Module):
         self.weight = float(weight)
         self.name = str(name)
         self.reduction = reduction
+        self.logged = {}
 
     def compute(self, step):
         """The unweighted loss of ``step``.

@@ -342,6 +342,7 @@ class CrossEarAttention(nn.Module):
         batch, channels, bins, frames = own.shape
 
         def per_frame(x):
+            """``[B, C, F, T]`` -> ``[B * T, F, C]``."""
             return x.permute(0, 3, 2, 1).reshape(batch * frames, bins, channels)
 
         attended, _ = self.attention(
