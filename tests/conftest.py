@@ -99,6 +99,16 @@ def timit_noisex_folders(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def binaural_folders(tmp_path_factory):
+    """Generated speech, noise and two-channel impulse-response folders."""
+    from speechbrain_kd.data.synthetic import make_binaural_folders
+
+    root = tmp_path_factory.mktemp("binaural_folders")
+    make_binaural_folders(root, utterances=8, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
 def recipe_runs(request, tmp_path_factory):
     """The debug runs of ``recipes/recipes.csv``: ``recipe_runs(hparams)``
     runs the row of that yaml once per session with its own
@@ -117,6 +127,7 @@ def recipe_runs(request, tmp_path_factory):
             "noise": "folder_mix_folders",
             "timit": "timit_noisex_folders",
             "noisex": "timit_noisex_folders",
+            "binaural": "binaural_folders",
         }[placeholder]
         value = request.getfixturevalue(fixture)
         if fixture == "folder_mix_folders":
@@ -181,6 +192,7 @@ RECIPE_MODULES = {
     "test_recipes.py",
     "test_okd_recipes.py",
     "test_recipe_rows.py",
+    "test_spatial_recipes.py",
     "test_folder_mix.py",
 }
 

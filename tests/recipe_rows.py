@@ -8,7 +8,9 @@ row's output folder), ``{manner_teacher}`` / ``{rt_senet_teacher}`` /
 runs: the rows of their yamls), ``{silent_data}`` (the mini
 VoiceBank-DEMAND with a silent training and test utterance), ``{clean}`` /
 ``{noise}`` (folders for FolderMix), ``{timit}`` / ``{noisex}`` (generated
-TIMIT and NOISEX-92 folders).
+TIMIT and NOISEX-92 folders), ``{binaural}`` (generated speech, noise and
+impulse-response folders), ``{mhca_crn_teacher}`` / ``{sjen_bad_student}``
+(the spatial-injection teacher and bad student runs).
 """
 
 import csv
@@ -98,6 +100,8 @@ TEACHER_ROWS = {
     "wave_u_net_teacher": "hparams/wave_u_net_teacher.yaml",
     "conv_tasnet_teacher": "hparams/conv_tasnet_teacher.yaml",
     "wave_u_net_teacher_timit": "hparams/wave_u_net_teacher_timit.yaml",
+    "mhca_crn_teacher": "hparams/mhca_crn_teacher.yaml",
+    "sjen_bad_student": "hparams/sjen_no_kd.yaml",
 }
 
 

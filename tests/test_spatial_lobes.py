@@ -17,9 +17,9 @@ def count(model):
 
 
 def test_default_sizes_match_the_paper_table_2_student():
-    assert count(SJEN()) == 1_552_487  # paper: 1.56 M
-    assert count(SJEN(phase_module=False)) == 1_429_073
-    assert count(SJEN(shared_encoders=True)) == 1_487_159
+    assert count(SJEN()) == 1_580_895  # paper: 1.56 M
+    assert count(SJEN(phase_module=False)) == 1_549_905
+    assert count(SJEN(shared_encoders=True)) == 1_515_567
     assert count(MHCACRN()) == 1_605_073
 
 

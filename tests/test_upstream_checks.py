@@ -61,6 +61,7 @@ def test_every_csv_row_has_eleven_cells_and_known_placeholders():
         "noise",
         "timit",
         "noisex",
+        "binaural",
         *TEACHER_ROWS,
     }
     for row in ROWS:

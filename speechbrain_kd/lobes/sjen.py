@@ -243,9 +243,9 @@ class SJEN(EarTaps, nn.Module):
         hop_length=256,
         channels=ENCODER_CHANNELS,
         bottleneck_channels=16,
-        hidden=256,
+        hidden=272,
         phase_module=True,
-        phase_channels=32,
+        phase_channels=16,
         phase_norm="frame",
         shared_encoders=False,
     ):
