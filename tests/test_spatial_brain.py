@@ -39,7 +39,7 @@ def models():
     return SJEN(**SMALL), MHCACRN(**SMALL), SJEN(**SMALL)
 
 
-def brain(student, teacher, bad, bad_student=True, **hparams):
+def brain(student, teacher, bad, bad_student=True, run_opts=None, **hparams):
     term = SpatialInjectionTerm(
         ear_tap_paths(student),
         ear_tap_paths(teacher),
@@ -55,7 +55,7 @@ def brain(student, teacher, bad, bad_student=True, **hparams):
             "teacher_input": "binaural_sig",
             **hparams,
         },
-        run_opts={"device": "cpu"},
+        run_opts={"device": "cpu", **(run_opts or {})},
         teacher=teacher,
         bad_student=bad if bad_student else None,
     )
@@ -130,16 +130,22 @@ def test_the_step_is_eq1_plus_beta_ts_over_bs():
     assert logged["loss_spatial"] == pytest.approx(0.5 * float(ratio), rel=1e-5)
 
 
-def test_training_moves_the_student_only():
+@pytest.mark.parametrize(
+    "run_opts",
+    [{}, {"precision": "bf16"}, {"grad_accumulation_factor": 2}],
+    ids=["fp32", "bf16", "accumulation"],
+)
+def test_training_moves_the_student_only(run_opts):
     student, teacher, bad = models()
     frozen = [
         {k: v.clone() for k, v in m.state_dict().items()}
         for m in (teacher, bad)
     ]
     before = {k: v.clone() for k, v in student.state_dict().items()}
-    run = brain(student, teacher, bad)
+    run = brain(student, teacher, bad, run_opts=run_opts)
     run.on_fit_start()
-    run.fit_batch(batch())
+    for _ in range(run_opts.get("grad_accumulation_factor", 1)):
+        run.fit_batch(batch())
     for model, saved in zip((teacher, bad), frozen, strict=True):
         for key, value in model.state_dict().items():
             assert torch.equal(value, saved[key]), key
