@@ -200,6 +200,10 @@ RECIPE_MODULES = {
 #: 2-core machine (``pytest -m "not slow" --durations=40``): trainings,
 #: subprocesses, real-audio and golden reference checks.
 SLOW_TESTS = {
+    "tests/test_room_simulation.py::test_same_seed_same_files_and_a_lost_file_comes_back",
+    "tests/test_room_simulation.py::test_the_ears_differ_by_at_most_the_ear_distance",
+    "tests/test_spatial_brain.py::test_training_moves_the_student_only[bf16]",
+    "tests/test_spatial_brain.py::test_training_moves_the_student_only[accumulation]",
     "tests/test_evaluate_cli.py::test_silent_and_short_files_are_counted_failures",
     "tests/test_brains.py::test_truncated_optimizer_file_is_set_aside",
     "tests/test_synthetic.py::test_durations_and_levels",
