@@ -1,5 +1,7 @@
 """The spatial-injection recipe rows log the parts of Eqs. 2-5 they use."""
 
+import json
+
 import pytest
 
 SPATIAL = {
@@ -34,3 +36,17 @@ def test_teacher_row_trains_on_both_ears(recipe_runs):
     saved = (run / "hyperparams.yaml").read_text()
     assert "student_input: binaural_sig" in saved
     assert "MHCACRN" in saved
+
+
+def test_sjen_row_reports_each_test_snr_apart(recipe_runs):
+    run = recipe_runs("hparams/sjen.yaml").run
+    reported = 0
+    for snr in (-5, 0, 5, 10):
+        manifest = run.parent / "prepared" / f"test_snr{snr}.json"
+        entries = json.loads(manifest.read_text())
+        summary = run / f"test_summary_snr{snr}.json"
+        assert summary.is_file() is bool(entries), snr
+        if entries:
+            assert json.loads(summary.read_text())["n_items"] == len(entries)
+            reported += 1
+    assert reported >= 1

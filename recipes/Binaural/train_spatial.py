@@ -17,6 +17,8 @@ Outputs go to ``results/<experiment_name>/<seed>``; an interrupted run
 resumes from its last checkpoint when started again with the same command.
 """
 
+import json
+import pathlib
 import sys
 
 import speechbrain as sb
@@ -44,7 +46,8 @@ def binaural_datasets(hparams):
     Returns
     -------
     dict
-        ``train``, ``valid`` and ``test`` datasets with ``binaural_sig``.
+        ``train``, ``valid`` and ``test`` datasets with ``binaural_sig``,
+        and ``test_snr<N>`` for every test SNR that has utterances.
     """
     run_on_main(
         prepare_binaural,
@@ -63,7 +66,7 @@ def binaural_datasets(hparams):
             "skip_prep": hparams["skip_prep"],
         },
     )
-    return dataio_prep(
+    datasets = dataio_prep(
         train_json=hparams["data"]["train_json"],
         valid_json=hparams["data"]["valid_json"],
         test_json=hparams["data"]["test_json"],
@@ -71,6 +74,47 @@ def binaural_datasets(hparams):
         segment_seconds=hparams["segment_seconds"],
         binaural=True,
     )
+    for snr in hparams["test_snrs"]:
+        manifest = pathlib.Path(hparams["prepare_folder"]) / (
+            f"test_snr{int(snr)}.json"
+        )
+        if not json.loads(manifest.read_text()):
+            continue  # no test utterance at this SNR (tiny test sets)
+        per_snr = dataio_prep(
+            test_json=manifest,
+            sample_rate=hparams["sample_rate"],
+            binaural=True,
+        )
+        datasets[f"test_snr{int(snr)}"] = per_snr["test"]
+    return datasets
+
+
+def test_per_snr(brain, datasets, hparams):
+    """Tests on each SNR's set apart (Table 1), after the whole test set.
+
+    Writes ``test_summary_snr<N>.json`` and ``test_per_utterance_snr<N>.csv``
+    beside the overall report.
+
+    Arguments
+    ---------
+    brain : SpatialInjectionBrain
+        The trained Brain.
+    datasets : dict
+        Holds ``test_snr<N>`` sets.
+    hparams : dict
+        The loaded yaml.
+    """
+    for snr in hparams["test_snrs"]:
+        name = f"test_snr{int(snr)}"
+        if name not in datasets:
+            continue
+        brain.test_report_suffix = f"_snr{int(snr)}"
+        brain.evaluate(
+            datasets[name],
+            max_key=hparams["ckpt_max_key"],
+            test_loader_kwargs=hparams["test_dataloader_opts"],
+        )
+    brain.test_report_suffix = ""
 
 
 def make_brain(hparams, run_opts):
@@ -144,6 +188,7 @@ def main(argv):
             test_loader_kwargs=hparams["test_dataloader_opts"],
             max_key=hparams["ckpt_max_key"],
         )
+        test_per_snr(brain, datasets, hparams)
     except USER_ERRORS as error:
         exit_with_message(error)
 

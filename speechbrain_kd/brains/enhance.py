@@ -391,7 +391,11 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
                 test_stats=stats,
             )
             if if_main_process():
-                self.write_test_report(stats)
+                self.write_test_report(stats, suffix=self.test_report_suffix)
+
+    #: Added to the test report's file names (a recipe testing several
+    #: sets, one per SNR, sets it before each ``evaluate``).
+    test_report_suffix = ""
 
     def summarize_metrics(self, metrics=None, label=None):
         """Per-metric means on the main process, broadcast to all.

@@ -141,7 +141,7 @@ def check_state_dict(model, state_dict, source, role="teacher", hint=None):
     """
     if hint is None:
         hint = (
-            "Check that the teacher's model hyperparameters (preset, "
+            f"Check that the {role}'s model hyperparameters (preset, "
             "channels, depth, attention layers) match the ones it was "
             "trained with."
         )
