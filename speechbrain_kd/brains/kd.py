@@ -154,12 +154,36 @@ class KDBrain(EnhanceBrain):
         torch.nn.Module
             The loaded teacher.
         """
+        return self.load_frozen(
+            "teacher",
+            savedir=self.hparam("teacher_savedir", self.output_path("teacher")),
+        )
+
+    def load_frozen(self, role, savedir=None):
+        """Loads ``hparams.<role>`` from ``hparams.<role>_source``, strictly.
+
+        The main process collects the file first (hub download or local
+        link), then the other processes load it.
+
+        Arguments
+        ---------
+        role : str
+            ``teacher`` or another frozen model (``bad student``).
+        savedir : str, optional
+            Where the file is collected (default: ``<output>/<role>``).
+
+        Returns
+        -------
+        torch.nn.Module
+            The loaded model.
+        """
+        name = role.replace(" ", "_")
+        model = getattr(self.hparams, name)
         kwargs = {
-            "model": self.hparams.teacher,
-            "source": self.hparam("teacher_source"),
-            "savedir": self.hparam(
-                "teacher_savedir", self.output_path("teacher")
-            ),
+            "model": model,
+            "source": self.hparam(f"{name}_source"),
+            "savedir": savedir or self.output_path(name),
+            "role": role,
         }
         run_on_main(
             load_teacher,
@@ -167,7 +191,7 @@ class KDBrain(EnhanceBrain):
             post_func=load_teacher,
             post_kwargs=kwargs,
         )
-        return self.hparams.teacher
+        return model
 
     def compute_forward(self, batch, stage):
         """Runs the student, and in training the teacher once, no grad.

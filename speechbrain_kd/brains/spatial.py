@@ -11,9 +11,7 @@ import logging
 
 import torch
 
-from speechbrain.utils.distributed import run_on_main
 from speechbrain_kd.brains.kd import KDBrain
-from speechbrain_kd.brains.teacher import load_teacher
 from speechbrain_kd.distill import DistillStep, FeatureTaps
 
 logger = logging.getLogger(__name__)
@@ -124,19 +122,7 @@ class SpatialInjectionBrain(KDBrain):
         torch.nn.Module
             The loaded bad student.
         """
-        kwargs = {
-            "model": self.hparams.bad_student,
-            "source": self.hparam("bad_student_source"),
-            "savedir": self.output_path("bad_student"),
-            "role": "bad student",
-        }
-        run_on_main(
-            load_teacher,
-            kwargs=kwargs,
-            post_func=load_teacher,
-            post_kwargs=kwargs,
-        )
-        return self.hparams.bad_student
+        return self.load_frozen("bad student")
 
     def compute_forward(self, batch, stage):
         """The student (and, in training, teacher and bad student).
