@@ -6,8 +6,6 @@ time]``; every block is causal in time (frame ``t`` of an output depends
 on input frames ``<= t`` only).
 """
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -486,25 +484,3 @@ class MaskDecoder(nn.ModuleList):
             x = layer(torch.cat([x, *(s[depth] for s in skip_features)], 1))
         return x
 
-
-def frame_count(samples, hop_length):
-    """Frames of a centred STFT of ``samples`` samples.
-
-    Arguments
-    ---------
-    samples : int
-        Signal length.
-    hop_length : int
-        Frame shift.
-
-    Returns
-    -------
-    int
-        ``samples // hop_length + 1``.
-
-    Example
-    -------
-    >>> frame_count(16000, 256)
-    63
-    """
-    return int(math.floor(samples / hop_length)) + 1
