@@ -483,4 +483,3 @@ class MaskDecoder(nn.ModuleList):
             depth = len(self) - 1 - index
             x = layer(torch.cat([x, *(s[depth] for s in skip_features)], 1))
         return x
-
