@@ -146,3 +146,27 @@ def test_without_phase_module_the_noisy_phase_is_kept():
         model(x)
     _, noisy_phase = Spectrogram().analyse(x)
     assert torch.equal(seen["phase"], noisy_phase)
+
+
+def test_teacher_masks_the_spectrum_of_the_ears_mean():
+    torch.manual_seed(0)
+    model = MHCACRN(**SMALL).eval()
+    seen = {}
+    model.magnitude_out.register_forward_hook(
+        lambda m, i, o: seen.__setitem__("magnitude", o)
+    )
+    model.phase_out.register_forward_hook(
+        lambda m, i, o: seen.__setitem__("phase", o)
+    )
+    x = torch.randn(1, 4000, 2)
+    with torch.no_grad():
+        model(x)
+    magnitude, phase = Spectrogram().analyse(x.mean(dim=-1))
+    assert torch.all(seen["magnitude"] <= magnitude + 1e-5)
+    strong = magnitude > 1e-2
+    difference = torch.remainder(seen["phase"] - phase + torch.pi, 2 * torch.pi)
+    assert torch.allclose(
+        difference[strong],
+        torch.full_like(difference[strong], torch.pi),
+        atol=1e-3,
+    )

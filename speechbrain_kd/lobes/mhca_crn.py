@@ -189,13 +189,15 @@ class MHCACRN(EarTaps, nn.Module):
                 "MHCA-CRN takes [batch, time, 2] binaural waveforms, got "
                 f"shape {tuple(binaural.shape)}"
             )
-        magnitude, _ = self.spectrogram.analyse(binaural)
+        magnitude, phase = self.spectrogram.analyse(binaural)
         left, right = self.encode(magnitude[:, :1], magnitude[:, 1:])
         deepest = torch.cat([left[-1], right[-1]], dim=1)
         mask = self.decoder(self.bottleneck(deepest), left, right)
-        mean_magnitude, mean_phase = self.spectrogram.analyse(
-            binaural.mean(dim=-1)
-        )
+        # the STFT is linear: the ears' mean spectrum, without a third STFT
+        real = (magnitude * torch.cos(phase)).mean(dim=1, keepdim=True)
+        imag = (magnitude * torch.sin(phase)).mean(dim=1, keepdim=True)
+        mean_magnitude = torch.sqrt(real**2 + imag**2)
+        mean_phase = torch.atan2(imag, real)
         return self.spectrogram.synthesise(
             self.magnitude_out(mask * mean_magnitude),
             self.phase_out(mean_phase),
