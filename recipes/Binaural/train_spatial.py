@@ -72,6 +72,7 @@ def binaural_datasets(hparams):
         test_json=hparams["data"]["test_json"],
         sample_rate=hparams["sample_rate"],
         segment_seconds=hparams["segment_seconds"],
+        segment_hop_seconds=hparams["segment_hop_seconds"],
         binaural=True,
     )
     for snr in hparams["test_snrs"]:
