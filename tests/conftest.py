@@ -100,11 +100,12 @@ def timit_noisex_folders(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def binaural_folders(tmp_path_factory):
-    """Generated speech, noise and two-channel impulse-response folders."""
-    from speechbrain_kd.data.synthetic import make_binaural_folders
+    """Generated speech, noise and two-channel impulse-response folders,
+    written by the embedded data generator (``make-data --binaural``)."""
+    from speechbrain_kd.cli import main
 
     root = tmp_path_factory.mktemp("binaural_folders")
-    make_binaural_folders(root, utterances=8, seed=0)
+    assert main(["make-data", str(root), "--binaural", "--n-train", "8"]) == 0
     return root
 
 

@@ -58,3 +58,22 @@ def test_every_subcommand_has_help():
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([name.replace("_", "-"), "--help"])
         assert exit_info.value.code == 0
+
+
+def test_make_data_binaural_writes_the_spatial_folders(tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    assert (
+        main(["make-data", str(tmp_path), "--binaural", "--n-train", "3"]) == 0
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {
+        "speech_folder": str(tmp_path / "speech"),
+        "noise_folder": str(tmp_path / "noise"),
+        "ir_folder": str(tmp_path / "irs"),
+    }
+    assert len(list((tmp_path / "speech").glob("*.wav"))) == 3
+    irs = sorted((tmp_path / "irs").glob("*.wav"))
+    assert irs and all(sf.info(str(p)).channels == 2 for p in irs)

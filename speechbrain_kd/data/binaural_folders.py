@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from speechbrain_kd.audio import read_audio, resample
+from speechbrain_kd.audio import AUDIO_SUFFIXES, read_audio, resample
 from speechbrain_kd.data.binaural import binaural_mixture
 from speechbrain_kd.data.folder_mix import (
     _unique_id,
@@ -29,6 +29,7 @@ from speechbrain_kd.data.folder_mix import (
     noise_part,
     split_files,
 )
+from speechbrain_kd.data.sofa import read_sofa_irs
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +46,18 @@ def read_impulse_responses(ir_folder, sample_rate):
     Arguments
     ---------
     ir_folder : str or pathlib.Path
-        Folder of two-channel (left, right) wav/flac files, searched
+        Folder of two-channel (left, right) wav/flac files and of SOFA
+        files (every measurement of a file is one response,
+        :func:`~speechbrain_kd.data.sofa.read_sofa_irs`), searched
         recursively.
     sample_rate : int
-        Rate they are resampled to.
+        Rate they are resampled to (keeping each filter's gain: the taps
+        are scaled by the ratio of the rates).
 
     Returns
     -------
     list of numpy.ndarray
-        ``[2, taps]`` each, in file-name order.
+        ``[2, taps]`` each, in file-name (then measurement) order.
 
     Raises
     ------
@@ -70,17 +74,26 @@ def read_impulse_responses(ir_folder, sample_rate):
     [[1.0, 0.0], [0.5, 0.25]]
     """
     irs = []
-    for path in audio_files(ir_folder, "ir_folder"):
-        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-        if audio.shape[1] != 2:
-            raise ValueError(
-                f"impulse response {path} has {audio.shape[1]} channel(s): "
-                "ir_folder must hold two-channel (left, right) files"
-            )
-        ears = torch.from_numpy(np.ascontiguousarray(audio.T))
-        if rate != sample_rate:
-            ears = resample(ears, rate, int(sample_rate))
-        irs.append(ears.numpy().astype(np.float64))
+    suffixes = (*AUDIO_SUFFIXES, ".sofa")
+    for path in audio_files(ir_folder, "ir_folder", suffixes):
+        if path.suffix.lower() == ".sofa":
+            measured, rate = read_sofa_irs(path)
+        else:
+            audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+            if audio.shape[1] != 2:
+                raise ValueError(
+                    f"impulse response {path} has {audio.shape[1]} "
+                    "channel(s): ir_folder must hold two-channel (left, "
+                    "right) files"
+                )
+            measured = [audio.T]
+        for ears in measured:
+            ears = torch.from_numpy(np.ascontiguousarray(ears))
+            if rate != sample_rate:  # the taps scale with the rate: a
+                # filter keeps its gain (an impulse stays a unit impulse)
+                ears = resample(ears, rate, int(sample_rate))
+                ears = ears * (rate / int(sample_rate))
+            irs.append(ears.numpy().astype(np.float64))
     return irs
 
 

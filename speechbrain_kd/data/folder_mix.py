@@ -176,7 +176,7 @@ def prepare_folder_mix(
     return {k: str(v) for k, v in manifests.items()}
 
 
-def audio_files(folder, name):
+def audio_files(folder, name, suffixes=AUDIO_SUFFIXES):
     """Sorted audio files under ``folder``.
 
     Arguments
@@ -185,11 +185,13 @@ def audio_files(folder, name):
         The folder.
     name : str
         Its option name (for error messages).
+    suffixes : tuple of str
+        The lower-case file suffixes searched for.
 
     Returns
     -------
     list of pathlib.Path
-        ``.wav`` and ``.flac`` files, recursively.
+        The files with those suffixes (``.wav``, ``.flac``), recursively.
 
     Example
     -------
@@ -203,13 +205,10 @@ def audio_files(folder, name):
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{name} {folder} is not a folder")
-    files = sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-    )
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
     if not files:
         raise FileNotFoundError(
-            f"{name} {folder} holds no audio files "
-            f"({', '.join(AUDIO_SUFFIXES)})"
+            f"{name} {folder} holds no audio files ({', '.join(suffixes)})"
         )
     return files
 
