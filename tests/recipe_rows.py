@@ -177,6 +177,36 @@ RUN_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 RUN_TIMEOUT = 900  # seconds per row
 
 
+def free_port():
+    """A TCP port free on this machine now (for ``torchrun``)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_torchrun(script, *args, processes=2):
+    """``torchrun`` of ``script args`` on ``processes`` local processes (a
+    free master port, one thread each), as ``subprocess.run(...,
+    capture_output=True, text=True)`` would."""
+    torchrun = pathlib.Path(sys.executable).parent / "torchrun"
+    return subprocess.run(
+        [
+            str(torchrun),
+            f"--nproc_per_node={processes}",
+            f"--master_port={free_port()}",
+            str(script),
+            *map(str, args),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
 def kill_group(process):
     """Kills a process started with ``start_new_session`` and its
     children."""

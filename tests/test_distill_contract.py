@@ -7,10 +7,7 @@
 * per-utterance term values are weighted by the Brain's sample weights.
 """
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -150,21 +147,10 @@ def test_learnable_projection_trains_resumes_and_is_not_exported(tmp_path):
 
 
 def test_ddp_keeps_the_projection_equal_on_every_process(tmp_path):
-    torchrun = pathlib.Path(sys.executable).parent / "torchrun"
-    result = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node=2",
-            "--master_port=29531",
-            str(REPO / "tests" / "scripts" / "kd_projection_ddp.py"),
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    from recipe_rows import run_torchrun
+
+    script = REPO / "tests" / "scripts" / "kd_projection_ddp.py"
+    result = run_torchrun(script, tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

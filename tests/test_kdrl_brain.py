@@ -280,27 +280,13 @@ def test_policy_learning_rate_decays_from_1e_6_to_1e_8():
 
 
 def test_ddp_keeps_the_policy_equal_on_every_process(tmp_path):
-    import os
     import pathlib
-    import subprocess
-    import sys
+
+    from recipe_rows import run_torchrun
 
     repo = pathlib.Path(__file__).resolve().parents[1]
-    torchrun = pathlib.Path(sys.executable).parent / "torchrun"
-    result = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node=2",
-            "--master_port=29533",
-            str(repo / "tests" / "scripts" / "kdrl_ddp.py"),
-            str(tmp_path),
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    script = repo / "tests" / "scripts" / "kdrl_ddp.py"
+    result = run_torchrun(script, tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

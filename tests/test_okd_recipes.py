@@ -8,15 +8,13 @@ those of the full recipes.
 """
 
 import json
-import os
 import pathlib
 import re
-import subprocess
 import sys
 
 import pytest
 import torch
-from recipe_rows import SILENT_UTTERANCES
+from recipe_rows import SILENT_UTTERANCES, run_torchrun
 
 from speechbrain_kd.cli import main
 from speechbrain_kd.pretrained import KDEnhancement
@@ -240,13 +238,9 @@ def test_torchrun_two_processes_gloo(data_folder, tmp_path):
     set, both train on it. (``--debug_persistently``: plain ``--debug``
     gives each process its own temporary checkpoint folder, and
     SpeechBrain's checkpoint clean-up then waits forever under DDP.)"""
-    torchrun = pathlib.Path(sys.executable).parent / "torchrun"
-    command = [
-        str(torchrun),
-        "--nproc_per_node=2",
-        "--master_port=29541",
-        str(SCRIPT),
-        str(REPO / "hparams" / "okd.yaml"),
+    result = run_torchrun(
+        SCRIPT,
+        REPO / "hparams" / "okd.yaml",
         "--debug",
         "--debug_persistently",
         "--distributed_backend=gloo",
@@ -254,14 +248,6 @@ def test_torchrun_two_processes_gloo(data_folder, tmp_path):
         f"--prepare_folder={tmp_path / 'prepared'}",
         f"--output_folder={tmp_path / 'run'}",
         *TINY,
-    ]
-    result = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-4000:]
     run = tmp_path / "run"

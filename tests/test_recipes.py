@@ -6,7 +6,6 @@ the code paths are those of the full recipes.
 """
 
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -242,13 +241,11 @@ def test_killed_run_resumes_from_its_checkpoint(
 
 
 def test_torchrun_two_processes_gloo(teacher_run, data_folder, tmp_path):
-    torchrun = pathlib.Path(PYTHON).parent / "torchrun"
-    command = [
-        str(torchrun),
-        "--nproc_per_node=2",
-        "--master_port=29517",
-        str(RECIPES / "train_mvat.py"),
-        str(REPO / "hparams" / "mvat.yaml"),
+    from recipe_rows import run_torchrun
+
+    result = run_torchrun(
+        RECIPES / "train_mvat.py",
+        REPO / "hparams" / "mvat.yaml",
         "--debug",
         "--distributed_backend=gloo",
         f"--data_folder={data_folder}",
@@ -257,14 +254,6 @@ def test_torchrun_two_processes_gloo(teacher_run, data_folder, tmp_path):
         f"--teacher_source={teacher_run / 'run'}",
         *TINY_TEACHER_FOR_KD,
         *FAST,
-    ]
-    result = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-4000:]
     log = (tmp_path / "ddp" / "train_log.txt").read_text()

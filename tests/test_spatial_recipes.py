@@ -1,13 +1,12 @@
 """The spatial-injection recipe rows log the parts of Eqs. 2-5 they use."""
 
 import json
-import os
 import pathlib
-import subprocess
 import sys
 
 import pytest
 import torch
+from recipe_rows import run_torchrun
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -150,25 +149,9 @@ def test_sjen_killed_mid_epoch_resumes_bit_exactly(
 def test_sjen_torchrun_two_processes_gloo(
     recipe_runs, binaural_folders, tmp_path
 ):
-    torchrun = pathlib.Path(PYTHON).parent / "torchrun"
-    launch = [
-        str(torchrun),
-        "--nproc_per_node=2",
-        "--master_port=29531",
-        str(SCRIPT),
-    ]
     out = tmp_path / "ddp"
-    command = sjen_command(
-        recipe_runs, binaural_folders, out, *launch, epochs=1
-    )
-    result = subprocess.run(
-        [*command, "--distributed_backend=gloo"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    command = sjen_command(recipe_runs, binaural_folders, out, epochs=1)
+    result = run_torchrun(SCRIPT, *command, "--distributed_backend=gloo")
     assert result.returncode == 0, result.stderr[-4000:]
     log = (out / "train_log.txt").read_text()
     assert "loss_spatial_ts" in log and "loss_spatial_bs" in log, log

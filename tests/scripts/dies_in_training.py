@@ -39,6 +39,19 @@ def main(brain_path, epoch, step, script, args):
         return fit_batch(self, batch)
 
     brain_class.fit_batch = dying_fit_batch
+    run_as_main(script, args)
+
+
+def run_as_main(script, args):
+    """Runs ``script args`` in this process as ``python script args`` would.
+
+    Arguments
+    ---------
+    script : str
+        The recipe script.
+    args : list of str
+        Its arguments.
+    """
     sys.argv = [script, *args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     runpy.run_path(script, run_name="__main__")

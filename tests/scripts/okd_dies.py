@@ -8,8 +8,9 @@ Usage: ``okd_dies.py WHERE EPOCH AFTER train_okd.py ARGS...`` with WHERE
 """
 
 import os
-import runpy
 import sys
+
+from dies_in_training import run_as_main  # this script's folder
 
 import speechbrain as sb
 from speechbrain_kd.brains.okd_metricgan import OKDMetricGANBrain
@@ -52,9 +53,7 @@ def main(where, epoch, after, script, args):
 
     OKDMetricGANBrain.discriminator_update = dying_update
     OKDMetricGANBrain.on_stage_start = dying_stage_start
-    sys.argv = [script, *args]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-    runpy.run_path(script, run_name="__main__")
+    run_as_main(script, args)
 
 
 if __name__ == "__main__":
