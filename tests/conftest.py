@@ -10,8 +10,10 @@ checks are skipped on a developer machine but **fail** under CI (``CI=true``), s
 can never turn a real check into a silent pass.
 """
 
+import fcntl
 import os
 import pathlib
+import shutil
 
 import pytest
 
@@ -32,6 +34,26 @@ def _folder_or_skip(variable, default, what):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
+    return folder
+
+
+def _shared_folder(tmp_path_factory, name, make):
+    """``root/name`` filled once by ``make(folder)`` for the whole session:
+    under pytest-xdist all workers share it (a lock file, a ``.done``
+    marker beside it), so a test that reuses a recipe row's prepared data (run by
+    another worker) sees the very folders that data was prepared from."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") is not None:
+        root = root.parent
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / f"{name}.done"
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            make(folder)
+            done.touch()
     return folder
 
 
@@ -65,9 +87,11 @@ def mini_valentini(tmp_path_factory):
     shared by the recipe tests."""
     from speechbrain_kd.data.synthetic import make_mini_valentini
 
-    folder = tmp_path_factory.mktemp("mini_valentini")
-    make_mini_valentini(folder, n_train=6, n_test=2, seed=0)
-    return folder
+    return _shared_folder(
+        tmp_path_factory,
+        "mini_valentini",
+        lambda folder: make_mini_valentini(folder, n_train=6, n_test=2, seed=0),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +101,9 @@ def silent_valentini(tmp_path_factory):
     the MetricGAN-OKD runs must go on)."""
     from recipe_rows import make_silent_valentini
 
-    return make_silent_valentini(tmp_path_factory.mktemp("silent_valentini"))
+    return _shared_folder(
+        tmp_path_factory, "silent_valentini", make_silent_valentini
+    )
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +111,9 @@ def folder_mix_folders(tmp_path_factory):
     """``clean/`` and ``noise/`` folders for FolderMix recipes."""
     from recipe_rows import make_folder_mix_folders
 
-    return make_folder_mix_folders(tmp_path_factory.mktemp("folder_mix"))
+    return _shared_folder(
+        tmp_path_factory, "folder_mix", make_folder_mix_folders
+    )
 
 
 @pytest.fixture(scope="session")
@@ -93,9 +121,11 @@ def timit_noisex_folders(tmp_path_factory):
     """Generated ``TIMIT/`` and ``NOISEX-92/`` folders in their layouts."""
     from speechbrain_kd.data.synthetic import make_timit_noisex
 
-    root = tmp_path_factory.mktemp("timit_noisex")
-    make_timit_noisex(root, sentences=4, seconds=0.6)
-    return root
+    return _shared_folder(
+        tmp_path_factory,
+        "timit_noisex",
+        lambda root: make_timit_noisex(root, sentences=4, seconds=0.6),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -104,9 +134,12 @@ def binaural_folders(tmp_path_factory):
     written by the embedded data generator (``make-data --binaural``)."""
     from speechbrain_kd.cli import main
 
-    root = tmp_path_factory.mktemp("binaural_folders")
-    assert main(["make-data", str(root), "--binaural", "--n-train", "8"]) == 0
-    return root
+    def make(root):
+        assert (
+            main(["make-data", str(root), "--binaural", "--n-train", "8"]) == 0
+        )
+
+    return _shared_folder(tmp_path_factory, "binaural_folders", make)
 
 
 @pytest.fixture(scope="session")
