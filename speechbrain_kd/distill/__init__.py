@@ -10,6 +10,9 @@
   term protocol; :class:`FeatureDistillTerm`, :class:`OutputDistillTerm`,
   :func:`collect_taps` — the terms declared in yaml.
 * :class:`FeatureMSELoss` — FitNets-style hint loss (with a projection).
+* :class:`LatentAlignmentTerm`, :class:`CosineDistanceLoss`,
+  :class:`LinearInvertedBottleneck` — latent alignment with the cosine
+  distance (or L2) through a trained linear projection.
 * :class:`SimilarityLoss`, :func:`similarity_loss` — CNNC-Distill
   time-by-time feature-similarity loss (works across network widths).
 * :class:`SpatialInjectionTerm` — spatial injection (teacher over bad
@@ -25,6 +28,13 @@ from speechbrain_kd.distill.attention import (
     resample_map,
 )
 from speechbrain_kd.distill.hint import FeatureMSELoss
+from speechbrain_kd.distill.latent import (
+    CosineDistanceLoss,
+    LatentAlignmentTerm,
+    LinearInvertedBottleneck,
+    cosine_distance,
+    tap_widths,
+)
 from speechbrain_kd.distill.okd import (
     TARGET_METRICS,
     OKDLoss,
@@ -59,6 +69,11 @@ __all__ = [
     "check_target_metrics",
     "normalize_metric",
     "ATLoss",
+    "CosineDistanceLoss",
+    "LatentAlignmentTerm",
+    "LinearInvertedBottleneck",
+    "cosine_distance",
+    "tap_widths",
     "DistillStep",
     "DistillTerm",
     "DistillTerms",

@@ -96,7 +96,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechbrain_kd.lobes.orientation import orient_output as orient
-from speechbrain_kd.lobes.taps import UNetTaps
+from speechbrain_kd.lobes.taps import LatentTap, UNetTaps
 
 VIEWS = ("channel", "global", "local")
 #: BatchNorm momentum of the official ``BasicConv`` units (1x1/k3 conv +
@@ -983,6 +983,7 @@ class MANNER(UNetTaps, nn.Module):
             )
             width *= growth
         self.bottleneck = nn.Linear(width, width, bias=False)
+        self.latent = LatentTap()
         self.mask_gate = MaskGate(channels)
         self.out_conv = nn.Conv1d(channels, out_channels, 3, padding=1)
         if rescale:
@@ -1081,7 +1082,9 @@ class MANNER(UNetTaps, nn.Module):
         for layer in self.encoder:
             x = layer(x)
             skips.append(x)
-        x = F.relu(self.bottleneck(x.transpose(1, 2))).transpose(1, 2)
+        x = self.latent(
+            F.relu(self.bottleneck(x.transpose(1, 2))).transpose(1, 2)
+        )
         for layer in reversed(self.decoder):
             skip = skips.pop()
             x = layer(x + skip[..., : x.shape[-1]])

@@ -142,7 +142,7 @@ from speechbrain_kd.lobes.manner import (
     rescale_conv_weights,
 )
 from speechbrain_kd.lobes.orientation import orient_output as orient
-from speechbrain_kd.lobes.taps import UNetTaps
+from speechbrain_kd.lobes.taps import LatentTap, UNetTaps
 
 
 class CausalLayer(nn.Module):
@@ -1053,6 +1053,7 @@ class RTSENet(UNetTaps, nn.Module):
             )
             width *= growth
         self.bottleneck = nn.Linear(width, width, bias=False)
+        self.latent = LatentTap()
         self.mask_gate = MaskGate(channels)
         self.out_conv = CausalConv1d(channels, 1, 3)
         if rescale:
@@ -1133,7 +1134,9 @@ class RTSENet(UNetTaps, nn.Module):
         for layer in self.encoder:
             x = layer(x, state)
             skips.append(x)
-        x = F.relu(self.bottleneck(x.transpose(1, 2))).transpose(1, 2)
+        x = self.latent(
+            F.relu(self.bottleneck(x.transpose(1, 2))).transpose(1, 2)
+        )
         for layer in reversed(self.decoder):
             x = layer(x + skips.pop(), state)
         return self.out_conv(first * self.mask_gate(x), state)

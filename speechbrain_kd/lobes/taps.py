@@ -5,8 +5,25 @@ A lobe says which of its modules may be tapped; pair builders such as
 code holds no model's module paths.
 """
 
+from torch import nn
+
 SIDES = ("encoder", "decoder")
 BLOCK = "block"
+#: The module path of a lobe's deepest representation.
+LATENT = "latent"
+
+
+class LatentTap(nn.Identity):
+    """Marks a lobe's latent: the bottleneck's output ``[batch, channels,
+    frames]``, tapped as ``latent`` (no parameters, so state dicts keep
+    their keys).
+
+    Example
+    -------
+    >>> import torch
+    >>> LatentTap()(torch.ones(1, 2, 3)).shape
+    torch.Size([1, 2, 3])
+    """
 
 
 class UNetTaps:
@@ -15,7 +32,8 @@ class UNetTaps:
 
     Kinds: ``block`` (the output of ``encoder.{i}`` / ``decoder.{i}``) and,
     at layers with an MA block, each of :attr:`attention_views` (the
-    channel, global and local attention outputs).
+    channel, global and local attention outputs). The bottleneck's output
+    is the tap :data:`LATENT` (``latent``, ``[batch, channels, frames]``).
 
     Example
     -------
@@ -25,8 +43,8 @@ class UNetTaps:
     'decoder.1'
     >>> model.tap_path("encoder", 2, "local_view")
     'encoder.2.attention.local_view'
-    >>> len(model.tap_paths())  # 6 blocks + 2 x 3 views
-    12
+    >>> len(model.tap_paths())  # 6 blocks + 2 x 3 views + the latent
+    13
     """
 
     attention_views = ("channel_view", "global_view", "local_view")
@@ -84,7 +102,7 @@ class UNetTaps:
         Returns
         -------
         list of str
-            Blocks, then attention views, encoder first.
+            Blocks, then attention views (encoder first), then the latent.
         """
         paths = []
         for side in SIDES:
@@ -95,4 +113,4 @@ class UNetTaps:
                     self.tap_path(side, layer, view)
                     for view in self.attention_views
                 ]
-        return paths
+        return paths + [LATENT]

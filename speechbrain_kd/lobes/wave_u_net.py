@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechbrain_kd.lobes.taps import UNetTaps
+from speechbrain_kd.lobes.taps import LatentTap, UNetTaps
 
 #: Initial widths of the KDRL paper's model sizes (Table 2: 100 %, 75 %,
 #: 50 %, 25 % and 12 % of the teacher's parameters).
@@ -111,6 +111,7 @@ class WaveUNet(UNetTaps, nn.Module):
             for c_in, c_out in zip([1, *channels[:-1]], channels, strict=True)
         )
         self.middle = ConvBlock(channels[-1], channels[-1], encoder_kernel)
+        self.latent = LatentTap()
         # decoder[i] takes the deeper level's output and encoder[i]'s.
         deeper = [*channels[1:], channels[-1]]
         self.decoder = nn.ModuleList(
@@ -142,7 +143,7 @@ class WaveUNet(UNetTaps, nn.Module):
             x = layer(x)
             skips.append(x)
             x = x[..., ::2]
-        x = self.middle(x)
+        x = self.latent(self.middle(x))
         for layer, skip in zip(
             reversed(self.decoder), reversed(skips), strict=True
         ):
