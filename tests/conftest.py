@@ -228,12 +228,15 @@ RECIPE_MODULES = {
     "test_recipe_rows.py",
     "test_spatial_recipes.py",
     "test_folder_mix.py",
+    "test_latent_recipes.py",
 }
 
 #: Other tests of the second tier: those that took 0.85 s or more each on a
 #: 2-core machine (``pytest -m "not slow" --durations=40``): trainings,
 #: subprocesses, real-audio and golden reference checks.
 SLOW_TESTS = {
+    "tests/test_latent.py::test_projection_trains_and_resumes_with_the_checkpoint",
+    "tests/test_latent.py::test_every_waveform_lobe_offers_its_latent[rt_senet]",
     "tests/test_room_simulation.py::test_same_seed_same_files_and_a_lost_file_comes_back",
     "tests/test_room_simulation.py::test_the_ears_differ_by_at_most_the_ear_distance",
     "tests/test_spatial_brain.py::test_training_moves_the_student_only[bf16]",

@@ -141,3 +141,66 @@ def test_every_waveform_lobe_offers_its_latent(model, width):
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def kd_run(seed, save):
+    """A KDBrain distilling MANNER's latent with a fresh cosine term."""
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain_kd.brains import KDBrain
+    from speechbrain_kd.losses import WeightedCleanNoiseLoss
+
+    torch.manual_seed(0)
+    student = MANNER(channels=4, depth=2, attention_layers=())
+    teacher = MANNER(channels=8, depth=2, attention_layers=())
+    torch.manual_seed(seed)
+    term = LatentAlignmentTerm(
+        [("latent", "latent")],
+        tap_widths(student, ["latent"]),
+        tap_widths(teacher, ["latent"]),
+    )
+    checkpointer = Checkpointer(save, recoverables={"model": student})
+    brain = KDBrain(
+        modules={"model": student},
+        opt_class=lambda params: torch.optim.Adam(params, 1e-2),
+        hparams={"loss": WeightedCleanNoiseLoss(), "distill_terms": [term]},
+        run_opts={"device": "cpu", "noprogressbar": True},
+        checkpointer=checkpointer,
+        teacher=teacher,
+    )
+    return brain, term, checkpointer
+
+
+def test_projection_trains_and_resumes_with_the_checkpoint(tmp_path):
+    from speechbrain.utils.epoch_loop import EpochCounter
+
+    brain, term, checkpointer = kd_run(seed=1, save=tmp_path / "save")
+    assert (
+        checkpointer.recoverables["distill_terms"]
+        is brain.modules["distill_terms"]
+    )
+    before = [p.detach().clone() for p in term.parameters()]
+    generator = torch.Generator().manual_seed(0)
+    data = [
+        {
+            "id": str(i),
+            "noisy_sig": torch.randn(1600, generator=generator),
+            "clean_sig": torch.randn(1600, generator=generator),
+        }
+        for i in range(4)
+    ]
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=2, collate_fn=PaddedBatch
+    )
+    brain.fit(EpochCounter(1), loader, progressbar=False)
+    assert "loss_latent" in brain.train_stats
+    trained = [p.detach().clone() for p in term.parameters()]
+    assert all(
+        not torch.equal(a, b) for a, b in zip(before, trained, strict=True)
+    )
+    checkpointer.save_checkpoint(name="after")
+
+    _, fresh, checkpointer2 = kd_run(seed=2, save=tmp_path / "save")
+    assert not torch.equal(next(fresh.parameters()), trained[0])
+    checkpointer2.recover_if_possible()
+    for got, want in zip(fresh.parameters(), trained, strict=True):
+        assert torch.equal(got, want)

@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from speechbrain_kd.lobes.wave_u_net import (
+    LIGHT_PRESET_WIDTHS,
     PRESET_WIDTHS,
+    SeparableConvBlock,
+    SqueezeExcitation,
     WaveUNet,
     wave_u_net_preset,
 )
@@ -17,10 +20,12 @@ COUNTS = {
     "50": 5_086_572,
     "student": 2_536_322,
     "12": 1_128_642,
+    "light-24": 1_680_425,
+    "light-12": 436_445,
 }
 
 
-@pytest.mark.parametrize("name", sorted(PRESET_WIDTHS))
+@pytest.mark.parametrize("name", sorted([*PRESET_WIDTHS, *LIGHT_PRESET_WIDTHS]))
 def test_preset_parameter_counts(name):
     model = wave_u_net_preset(name)
     assert sum(p.numel() for p in model.parameters()) == COUNTS[name]
@@ -66,6 +71,8 @@ def test_taps_mirror_the_encoder():
     [
         ({"width": 0}, "width and depth >= 1"),
         ({"encoder_kernel": 4}, "encoder_kernel must be odd"),
+        ({"block": "dense"}, "block must be one of"),
+        ({"block": "separable", "se_reduction": 0}, "se_reduction must be"),
     ],
 )
 def test_bad_settings_are_named(kwargs, message):
@@ -76,3 +83,60 @@ def test_bad_settings_are_named(kwargs, message):
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ValueError, match="known: teacher, 75, 50, student"):
         wave_u_net_preset("huge")
+
+
+def separable_count(c_in, c_out, kernel, r=4):
+    """Depthwise (no bias) + pointwise + BN + squeeze-excitation."""
+    hidden = max(1, c_out // r)
+    se = c_out * hidden + hidden + hidden * c_out + c_out
+    return c_in * kernel + (c_in * c_out + c_out) + 2 * c_out + se
+
+
+@pytest.mark.parametrize(
+    "width, depth, r", [(24, 12, 4), (12, 12, 4), (5, 3, 2)]
+)
+def test_light_parameter_count_by_hand(width, depth, r):
+    channels = [width * i for i in range(1, depth + 1)]
+    deeper = [*channels[1:], channels[-1]]
+    expected = (
+        sum(
+            separable_count(c_in, c_out, 15, r)
+            for c_in, c_out in zip([1, *channels[:-1]], channels, strict=True)
+        )
+        + separable_count(channels[-1], channels[-1], 15, r)
+        + sum(
+            separable_count(b + s, s, 5, r)
+            for b, s in zip(deeper, channels, strict=True)
+        )
+        + (width + 1)
+        + 1  # output 1x1 conv
+    )
+    model = WaveUNet(
+        width=width, depth=depth, block="separable", se_reduction=r
+    )
+    assert sum(p.numel() for p in model.parameters()) == expected
+    plain = WaveUNet(width=width, depth=depth)
+    assert model.tap_paths() == plain.tap_paths()
+    assert model(torch.randn(2, 777)).shape == (2, 777)
+
+
+def test_squeeze_excitation_by_hand():
+    se = SqueezeExcitation(4, reduction=2)
+    x = torch.randn(3, 4, 10)
+    first, _, second, _ = se.gate
+    gate = torch.sigmoid(second(torch.relu(first(x.mean(-1)))))
+    torch.testing.assert_close(se(x), x * gate.unsqueeze(-1))
+
+
+def test_separable_block_is_depthwise_then_pointwise():
+    torch.manual_seed(0)
+    block = SeparableConvBlock(3, 5, 15).eval()
+    depthwise, pointwise, norm, _, se = block
+    assert depthwise.groups == 3 and depthwise.weight.shape == (3, 1, 15)
+    assert depthwise.bias is None and pointwise.kernel_size == (1,)
+    x = torch.randn(2, 3, 40)
+    manual = torch.nn.functional.conv1d(
+        x, depthwise.weight, padding=7, groups=3
+    )
+    manual = torch.nn.functional.leaky_relu(norm(pointwise(manual)), 0.1)
+    torch.testing.assert_close(block(x), se(manual))
