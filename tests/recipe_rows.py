@@ -102,6 +102,7 @@ TEACHER_ROWS = {
     "wave_u_net_teacher_timit": "hparams/wave_u_net_teacher_timit.yaml",
     "mhca_crn_teacher": "hparams/mhca_crn_teacher.yaml",
     "sjen_bad_student": "hparams/sjen_no_kd.yaml",
+    "wave_u_net_folder_mix": "hparams/wave_u_net_folder_mix.yaml",
 }
 
 

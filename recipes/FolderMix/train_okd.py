@@ -14,18 +14,16 @@ the SNR ranges and splits).
 
 import sys
 
-import speechbrain as sb
-from speechbrain.utils.distributed import run_on_main
-from speechbrain_kd.brains import OKDMetricGANBrain
-from speechbrain_kd.data.folder_mix import prepare_folder_mix
-from speechbrain_kd.data.pipelines import dataio_prep
-from speechbrain_kd.recipe import (
-    USER_ERRORS,
+from folder_mix_recipe import (
     exit_with_message,
     fit_and_test,
+    folder_mix_datasets,
     load_recipe,
-    yaml_run_options,
 )
+
+import speechbrain as sb
+from speechbrain_kd.brains import OKDMetricGANBrain
+from speechbrain_kd.recipe import USER_ERRORS, yaml_run_options
 
 
 def make_brain(hparams, run_opts):
@@ -91,9 +89,8 @@ def main(argv):
         overrides=overrides,
     )
     try:
-        run_on_main(
-            prepare_folder_mix,
-            kwargs={
+        datasets = folder_mix_datasets(
+            mixing={
                 "clean_folder": hparams["clean_folder"],
                 "noise_folder": hparams["noise_folder"],
                 "save_folder": hparams["prepare_folder"],
@@ -106,11 +103,11 @@ def main(argv):
                 "seed": hparams["seed"],
                 "skip_prep": hparams["skip_prep"],
             },
-        )
-        datasets = dataio_prep(
-            train_json=hparams["data"]["train_json"],
-            valid_json=hparams["data"]["valid_json"],
-            test_json=hparams["data"]["test_json"],
+            manifests=(
+                hparams["data"]["train_json"],
+                hparams["data"]["valid_json"],
+                hparams["data"]["test_json"],
+            ),
             sample_rate=hparams["sample_rate"],
             segment_seconds=hparams["segment_seconds"],
             segment_hop_seconds=hparams["segment_hop_seconds"],

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Supervised training on mixtures of any clean-speech folder and noise
+folder: the lightweight Wave-U-Net for in-vehicle noise
+(``hparams/light_wave_u_net.yaml``) or the plain Wave-U-Net of the same
+widths (``hparams/wave_u_net_folder_mix.yaml``, also the teacher of
+``train_kd.py``)::
+
+    python recipes/FolderMix/train_enhance.py hparams/light_wave_u_net.yaml \
+        --clean_folder /path/to/speech --noise_folder /path/to/cabin_noise
+
+The mixtures and manifests are made once by
+``speechbrain_kd.data.folder_mix.prepare_folder_mix`` (SNR ranges and
+splits in the yaml). An interrupted run resumes from its last checkpoint
+when started again with the same command.
+"""
+
+import sys
+
+from folder_mix_recipe import (
+    exit_with_message,
+    fit_and_test,
+    folder_mix_datasets,
+    load_recipe,
+)
+
+import speechbrain as sb
+from speechbrain_kd.brains import EnhanceBrain
+from speechbrain_kd.recipe import USER_ERRORS, yaml_run_options
+
+
+def make_brain(hparams, run_opts):
+    """The supervised Brain, with every yaml key it uses.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded yaml.
+    run_opts : dict
+        SpeechBrain run options.
+
+    Returns
+    -------
+    EnhanceBrain
+        The Brain.
+    """
+    return EnhanceBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams={
+            "loss": hparams["loss"],
+            "sample_rate": hparams["sample_rate"],
+            "epoch_counter": hparams["epoch_counter"],
+            "lr_scheduler": hparams["lr_scheduler"],
+            "valid_metrics": hparams["valid_metrics"],
+            "test_metrics": hparams["test_metrics"],
+            "metric_jobs": hparams["metric_jobs"],
+            "ckpt_max_key": hparams["ckpt_max_key"],
+            "bn_recalibration_batches": hparams["bn_recalibration_batches"],
+            "train_logger": hparams["train_logger"],
+            "output_folder": hparams["output_folder"],
+            "save_enhanced": hparams["save_enhanced"],
+            **yaml_run_options(hparams),
+        },
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+
+
+def main(argv):
+    """Runs the recipe.
+
+    Arguments
+    ---------
+    argv : list of str
+        Command-line arguments (``hparams.yaml`` first).
+    """
+    hparams_file, hparams, run_opts, overrides = load_recipe(argv)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    try:
+        datasets = folder_mix_datasets(
+            mixing={
+                "clean_folder": hparams["clean_folder"],
+                "noise_folder": hparams["noise_folder"],
+                "save_folder": hparams["prepare_folder"],
+                "sample_rate": hparams["sample_rate"],
+                "train_snr": hparams["train_snr"],
+                "test_snr": hparams["test_snr"],
+                "valid_fraction": hparams["valid_fraction"],
+                "test_fraction": hparams["test_fraction"],
+                "test_noise_fraction": hparams["test_noise_fraction"],
+                "seed": hparams["seed"],
+                "skip_prep": hparams["skip_prep"],
+            },
+            manifests=(
+                hparams["data"]["train_json"],
+                hparams["data"]["valid_json"],
+                hparams["data"]["test_json"],
+            ),
+            sample_rate=hparams["sample_rate"],
+            segment_seconds=hparams["segment_seconds"],
+            segment_hop_seconds=hparams["segment_hop_seconds"],
+        )
+        brain = make_brain(hparams, run_opts)
+        fit_and_test(
+            brain,
+            datasets,
+            epoch_counter=hparams["epoch_counter"],
+            train_loader_kwargs=hparams["train_dataloader_opts"],
+            valid_loader_kwargs=hparams["valid_dataloader_opts"],
+            test_loader_kwargs=hparams["test_dataloader_opts"],
+            max_key=hparams["ckpt_max_key"],
+            selection_split=hparams.get("selection_split", "valid"),
+        )
+    except USER_ERRORS as error:
+        exit_with_message(error)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
