@@ -235,6 +235,8 @@ RECIPE_MODULES = {
 #: 2-core machine (``pytest -m "not slow" --durations=40``): trainings,
 #: subprocesses, real-audio and golden reference checks.
 SLOW_TESTS = {
+    "tests/test_repeated_runs.py::test_seeds_run_two_tiny_seeds_skips_finished_and_resumes",
+    "tests/test_repeated_runs.py::test_compare_averages_seeds_then_pairs_utterances",
     "tests/test_latent.py::test_projection_trains_and_resumes_with_the_checkpoint",
     "tests/test_latent.py::test_every_waveform_lobe_offers_its_latent[rt_senet]",
     "tests/test_room_simulation.py::test_same_seed_same_files_and_a_lost_file_comes_back",

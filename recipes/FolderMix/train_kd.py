@@ -105,7 +105,7 @@ def main(argv):
                 "valid_fraction": hparams["valid_fraction"],
                 "test_fraction": hparams["test_fraction"],
                 "test_noise_fraction": hparams["test_noise_fraction"],
-                "seed": hparams["seed"],
+                "seed": hparams["mix_seed"],
                 "skip_prep": hparams["skip_prep"],
             },
             manifests=(

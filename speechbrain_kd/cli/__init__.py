@@ -78,7 +78,15 @@ def main(argv=None):
     0
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # A subcommand that runs another program (``seeds run``) takes the
+    # arguments after ``--`` as that program's, in ``args.<pass_through>``.
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    if getattr(args, "pass_through", None):
+        setattr(args, args.pass_through, extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
