@@ -53,6 +53,10 @@ from speechbrain_kd.brains.checkpoints import (
 )
 from speechbrain_kd.brains.nonfinite import NonFiniteGuard
 from speechbrain_kd.metrics import ALL_METRICS, EnhancementMetricStats
+from speechbrain_kd.metrics.evaluation import (
+    PERCEPTUAL_RESAMPLER,
+    perceptual_rate,
+)
 from speechbrain_kd.metrics.health import HEALTH_KEYS, collapsed
 
 logger = logging.getLogger(__name__)
@@ -466,6 +470,13 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
             for uid, row in zip(metrics.ids, metrics.rows, strict=False):
                 writer.writerow([uid, *(row.get(n) for n in names)])
         summary = {k: (None if _is_nan(v) else v) for k, v in stats.items()}
+        rate = self.hparam("sample_rate", 16000)
+        if perceptual_rate(rate) != rate:
+            summary["sample_rate"] = rate
+            summary["perceptual_metrics"] = (
+                f"PESQ, STOI, ESTOI, CSIG/CBAK/COVL after "
+                f"{PERCEPTUAL_RESAMPLER}; SI-SDR and SSNR at {rate} Hz"
+            )
         with open(folder / f"test_summary{suffix}.json", "w") as f:
             json.dump(summary, f, indent=2)
         logger.info("Test report written to %s", folder)

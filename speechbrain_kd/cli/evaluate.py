@@ -112,9 +112,11 @@ def add_parser(subparsers):
         "--sample-rate",
         type=int,
         default=16000,
-        choices=(8000, 16000),
-        help="rate to score at: 16000 (wide-band PESQ, default) or 8000 "
-        "(narrow-band PESQ)",
+        choices=(8000, 16000, 22050, 24000, 32000, 44100, 48000),
+        help="rate to score at: 16000 (wide-band PESQ, default), 8000 "
+        "(narrow-band PESQ) or a higher rate such as 48000 (SI-SDR, SNR and "
+        "SSNR at that rate; PESQ, STOI and the composite measures after "
+        "resampling to 16 kHz, the resampler named in the report)",
     )
     parser.add_argument(
         "--timeout",
@@ -395,8 +397,10 @@ def run(args):
         reported, not fatal), 1 when every file failed.
     """
     from speechbrain_kd.metrics.evaluation import (
+        PERCEPTUAL_RESAMPLER,
         check_metrics,
         is_failure,
+        perceptual_rate,
         summarize_scores,
     )
     from speechbrain_kd.metrics.intrusive import PESQ_MODES
@@ -450,13 +454,22 @@ def run(args):
         if is_failure(row)
     ]
 
-    mode = PESQ_MODES[args.sample_rate]
+    heard_rate = perceptual_rate(args.sample_rate)
+    mode = PESQ_MODES[heard_rate]
     print(
         f"{summary['n_files']} files, {summary['n_failed']} failed; "
         f"{args.sample_rate} Hz, PESQ "
         f"{'wide-band (P.862.2)' if mode == 'wb' else 'narrow-band (P.862)'}"
         f"; CSIG/CBAK/COVL {'unclipped' if args.no_clip else 'in [1, 5]'}"
     )
+    perceptual_note = None
+    if heard_rate != args.sample_rate:
+        perceptual_note = (
+            "PESQ, STOI, ESTOI, CSIG/CBAK/COVL after "
+            f"{PERCEPTUAL_RESAMPLER}; SI-SDR, SNR, SSNR at "
+            f"{args.sample_rate} Hz"
+        )
+        print(perceptual_note)
     if resampled:
         rates = sorted({rate for _, rate in resampled})
         print(
@@ -493,6 +506,7 @@ def run(args):
             composite_clipped=not args.no_clip,
             resampler=RESAMPLER,
             resampled_files=len(resampled),
+            perceptual_metrics=perceptual_note,
             clean_dir=str(args.clean_dir),
             enhanced_dir=str(args.enhanced_dir),
         )

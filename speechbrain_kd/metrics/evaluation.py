@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from speechbrain_kd.metrics.composite import composite
+from speechbrain_kd.metrics.composite import composite, segmental_snr
 from speechbrain_kd.metrics.intrusive import (
     PESQ_MODES,
     estoi,
@@ -39,8 +39,20 @@ __all__ = [
     "evaluate_pair",
     "evaluate_pairs",
     "is_failure",
+    "perceptual_rate",
     "summarize_scores",
 ]
+
+#: PESQ, STOI, ESTOI and the composite measures of audio above 16 kHz
+#: are computed after this resampling to 16 kHz (SI-SDR, SNR and SSNR stay
+#: at the audio's own rate).
+PERCEPTUAL_RESAMPLER = (
+    "torchaudio.functional.resample to 16000 Hz (sinc_interp_hann, "
+    "lowpass_filter_width 6, rolloff 0.99)"
+)
+_PERCEPTUAL = frozenset(
+    {"pesq", "csig", "cbak", "covl", "stoi", "estoi", "llr", "wss"}
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +111,48 @@ def check_metrics(metrics, sample_rate=None):
         )
     if (
         sample_rate is not None
-        and sample_rate not in PESQ_MODES
+        and perceptual_rate(sample_rate) not in PESQ_MODES
         and _NEEDS_PESQ.intersection(metrics)
     ):
         raise ValueError(
-            f"PESQ, CSIG, CBAK and COVL need 8000 or 16000 Hz audio, got "
-            f"{sample_rate} Hz: resample to 8 or 16 kHz first"
+            f"PESQ, CSIG, CBAK and COVL need 8000 Hz or at least 16000 Hz "
+            f"audio (higher rates are resampled to 16 kHz), got "
+            f"{sample_rate} Hz"
         )
     return metrics
+
+
+def perceptual_rate(sample_rate):
+    """The rate PESQ, STOI and the composite measures are computed at:
+    8 or 16 kHz as given, 16 kHz for any higher rate (the audio is then
+    resampled by :data:`PERCEPTUAL_RESAMPLER`).
+
+    Arguments
+    ---------
+    sample_rate : int
+        The audio's rate.
+
+    Returns
+    -------
+    int
+        The rate of the perceptual metrics.
+
+    Example
+    -------
+    >>> perceptual_rate(48000), perceptual_rate(16000), perceptual_rate(8000)
+    (16000, 16000, 8000)
+    """
+    sample_rate = int(sample_rate)
+    return 16000 if sample_rate > 16000 else sample_rate
+
+
+def _resampled(signal, sample_rate, target):
+    """``signal`` (1-D) at ``target`` Hz, as float64 numpy."""
+    import torchaudio
+
+    tensor = torch.as_tensor(np.asarray(signal, dtype=np.float32))
+    out = torchaudio.functional.resample(tensor, sample_rate, target)
+    return out.numpy().astype(np.float64)
 
 
 def is_failure(scores, metrics=None):
@@ -151,7 +197,9 @@ def evaluate_pair(
     enhanced : numpy.ndarray or torch.Tensor
         Processed waveform (1-D); both are trimmed to the shorter.
     sample_rate : int
-        Sampling rate in Hz (8000 or 16000 for PESQ-based metrics).
+        Sampling rate in Hz. Above 16 kHz, PESQ, STOI, ESTOI and the
+        composite measures are computed after resampling to 16 kHz
+        (:data:`PERCEPTUAL_RESAMPLER`); SI-SDR, SNR and SSNR at this rate.
     metrics : str or iterable of str
         Names among :data:`KNOWN_METRICS` (default :data:`ALL_METRICS`).
     clip : bool
@@ -177,23 +225,30 @@ def evaluate_pair(
     metrics = check_metrics(metrics, sample_rate)
     scores = {}
     pesq_score = math.nan
+    rate = perceptual_rate(sample_rate)
+    heard_clean, heard_enhanced = clean, enhanced
+    if rate != sample_rate and _PERCEPTUAL.intersection(metrics):
+        heard_clean = _resampled(clean, sample_rate, rate)
+        heard_enhanced = _resampled(enhanced, sample_rate, rate)
     if _NEEDS_PESQ.intersection(metrics):
-        pesq_score = pesq(clean, enhanced, sample_rate)
+        pesq_score = pesq(heard_clean, heard_enhanced, rate)
     scores["pesq"] = pesq_score
     if _FROM_COMPOSITE.intersection(metrics):
         scores.update(
             composite(
-                clean,
-                enhanced,
-                sample_rate=sample_rate,
+                heard_clean,
+                heard_enhanced,
+                sample_rate=rate,
                 clip=clip,
                 pesq_score=pesq_score,
             )
         )
+        if rate != sample_rate and "ssnr" in metrics:
+            scores["ssnr"] = segmental_snr(clean, enhanced, sample_rate)
     if "stoi" in metrics:
-        scores["stoi"] = stoi(clean, enhanced, sample_rate)
+        scores["stoi"] = stoi(heard_clean, heard_enhanced, rate)
     if "estoi" in metrics:
-        scores["estoi"] = estoi(clean, enhanced, sample_rate)
+        scores["estoi"] = estoi(heard_clean, heard_enhanced, rate)
     if "si_sdr" in metrics:
         scores["si_sdr"] = si_sdr(clean, enhanced)
     if "snr" in metrics:
