@@ -143,6 +143,18 @@ def binaural_folders(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def dns_folders(tmp_path_factory):
+    """A generated folder in the DNS Challenge ``datasets`` layout."""
+    from speechbrain_kd.data.synthetic import make_dns_folder
+
+    return _shared_folder(
+        tmp_path_factory,
+        "dns",
+        lambda root: make_dns_folder(root, n_test=2, seconds=3.0),
+    )
+
+
+@pytest.fixture(scope="session")
 def recipe_runs(request, tmp_path_factory):
     """The debug runs of ``recipes/recipes.csv``: ``recipe_runs(hparams)``
     runs the row of that yaml once per session with its own
@@ -162,6 +174,7 @@ def recipe_runs(request, tmp_path_factory):
             "timit": "timit_noisex_folders",
             "noisex": "timit_noisex_folders",
             "binaural": "binaural_folders",
+            "dns": "dns_folders",
         }[placeholder]
         value = request.getfixturevalue(fixture)
         if fixture == "folder_mix_folders":

@@ -103,6 +103,8 @@ TEACHER_ROWS = {
     "mhca_crn_teacher": "hparams/mhca_crn_teacher.yaml",
     "sjen_bad_student": "hparams/sjen_no_kd.yaml",
     "wave_u_net_folder_mix": "hparams/wave_u_net_folder_mix.yaml",
+    "full_band_48k": "hparams/full_band_48k.yaml",
+    "manner_s_dns_teacher": "hparams/manner_s_dns_teacher.yaml",
 }
 
 

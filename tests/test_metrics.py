@@ -195,7 +195,11 @@ def test_int16_and_scaled_input_give_identical_scores(short_pair):
     from_torch16 = evaluate_pair(
         torch.from_numpy(clean16), torch.from_numpy(noisy16), metrics="pesq"
     )
-    assert from_int16 == reference
+    # equal up to the last bit: numpy's SIMD sums inside pystoi round
+    # differently with the arrays' memory alignment
+    assert from_int16.keys() == reference.keys()
+    for name, value in reference.items():
+        assert from_int16[name] == pytest.approx(value, rel=1e-12, abs=1e-12)
     assert from_torch16["pesq"] == reference["pesq"]
     for name in KNOWN_METRICS:
         assert not math.isnan(reference[name]), name

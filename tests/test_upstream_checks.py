@@ -62,6 +62,7 @@ def test_every_csv_row_has_eleven_cells_and_known_placeholders():
         "timit",
         "noisex",
         "binaural",
+        "dns",
         *TEACHER_ROWS,
     }
     for row in ROWS:

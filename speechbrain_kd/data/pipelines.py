@@ -170,8 +170,9 @@ def expand_segments(data, segment_seconds, hop_seconds, sample_rate):
     with segments of ``S`` samples and hop ``H`` samples yields segments
     starting at ``0, H, 2H, ...``: a single segment ``[0, n)`` when
     ``n <= S``, else ``ceil((n - S) / H) + 1`` segments, each
-    ``[k * H, min(k * H + S, n))``. The last one can be shorter than ``S``
-    (the batcher zero-pads it).
+    ``[k * H, min(k * H + S, n))``; with ``H > S`` only those starting
+    before ``n``. The last one can be shorter than ``S`` (the batcher
+    zero-pads it).
 
     Arguments
     ---------
@@ -200,6 +201,9 @@ def expand_segments(data, segment_seconds, hop_seconds, sample_rate):
     [('a@0', 0, 64000), ('a@1', 16000, 80000), ('a@2', 32000, 88000)]
     >>> segs["a@2"]["length"], segs["a@2"]["utt_id"]
     (3.5, 'a')
+    >>> sparse = expand_segments(data, 0.5, 2.0, 16000)  # hop > segment
+    >>> [(v["start"], v["stop"]) for v in sparse.values()]
+    [(0, 8000), (32000, 40000), (64000, 72000)]
     """
     segment = _seconds_to_samples(segment_seconds, sample_rate)
     hop = _seconds_to_samples(hop_seconds, sample_rate)
@@ -211,6 +215,8 @@ def expand_segments(data, segment_seconds, hop_seconds, sample_rate):
         if n <= 0:
             raise ValueError(f"Utterance {uid} has length {entry['length']}")
         count = 1 if n <= segment else -(-(n - segment) // hop) + 1
+        # a hop longer than the segment: no segment starts past the end
+        count = min(count, -(-n // hop))
         for k in range(count):
             start = k * hop
             stop = min(start + segment, n)

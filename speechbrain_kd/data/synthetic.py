@@ -813,3 +813,70 @@ def make_binaural_folders(root, utterances=8, seed=0, sample_rate=16000):
         ir[delay, ears[1]] += far
         sf.write(folders[2] / f"ir{index}.wav", ir, sample_rate, "FLOAT")
     return tuple(folders)
+
+
+def make_dns_folder(root, n_clean=3, n_noise=2, n_test=2, seconds=3.0, seed=0):
+    """A tiny folder in the layout of the DNS Challenge (2020) ``datasets``:
+    ``clean/``, ``noise/`` and ``test_set/synthetic/no_reverb/{clean,noisy}``
+    with ``fileid_<N>`` pairing, 16 kHz, speech-like signals. For tests:
+    nothing here is DNS audio.
+
+    Arguments
+    ---------
+    root : str or pathlib.Path
+        The ``datasets`` folder to write.
+    n_clean : int
+        Clean speech files.
+    n_noise : int
+        Noise files.
+    n_test : int
+        Test pairs.
+    seconds : float
+        Length of each file.
+    seed : int
+        Seed of the signals.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> make_dns_folder(root, n_test=1)
+    >>> sorted(
+    ...     p.name
+    ...     for p in (
+    ...         root / "test_set" / "synthetic" / "no_reverb" / "noisy"
+    ...     ).iterdir()
+    ... )
+    ['book_00000_chp_0001_reader_00001_snr5_fileid_0.wav']
+    """
+    root = pathlib.Path(root)
+    rng = np.random.default_rng(seed)
+    rate, samples = 16000, int(seconds * 16000)
+
+    def speech():
+        """A speech-like file at about -20 dBFS."""
+        signal = _speech_like(rng, _random_voice(rng), samples, rate, 0.1, 0.1)
+        return np.clip(0.1 * signal / _rms(signal), -0.99, 0.99)
+
+    def noise(index):
+        """A noise file, a different type per index."""
+        makers = list(_NOISE_MAKERS.values())
+        signal = makers[index % len(makers)](rng, samples, rate)
+        return 0.05 * signal / _rms(signal)
+
+    for folder in ("clean", "noise"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for index in range(n_clean):
+        name = f"book_{index:05d}_chp_0001_reader_{index:05d}_{index}.wav"
+        sf.write(root / "clean" / name, speech(), rate, subtype="PCM_16")
+    for index in range(n_noise):
+        sf.write(root / "noise" / f"noise_{index}.wav", noise(index), rate)
+    test = root / "test_set" / "synthetic" / "no_reverb"
+    for kind in ("clean", "noisy"):
+        (test / kind).mkdir(parents=True, exist_ok=True)
+    for index in range(n_test):
+        clean = speech()
+        noisy = np.clip(clean + noise(index), -0.99, 0.99)
+        sf.write(test / "clean" / f"clean_fileid_{index}.wav", clean, rate)
+        name = f"book_{index:05d}_chp_0001_reader_{index + 1:05d}_snr5"
+        sf.write(test / "noisy" / f"{name}_fileid_{index}.wav", noisy, rate)

@@ -50,6 +50,7 @@ def band_matrix(n_bins, bands, sample_rate, min_hz=0.0):
         raise ValueError(f"bands must be in [2, {n_bins}], got {bands}")
 
     def mel(hz):
+        """Hz on the (HTK) mel scale."""
         return 2595.0 * math.log10(1.0 + hz / 700.0)
 
     top = mel(sample_rate / 2)
@@ -496,6 +497,7 @@ class FullBandNet(nn.Module):
         kw = {"device": device, "dtype": dtype or torch.float32}
 
         def norm(channels):
+            """Empty normalisation statistics."""
             return torch.zeros(batch_size, channels, 1, 3, **kw)
 
         state = {
