@@ -40,16 +40,17 @@ def test_bands_are_a_partition_of_unity_without_empty_bands():
 
 def test_causal_instance_norm_by_hand_and_in_pieces():
     norm = CausalInstanceNorm(1, eps=0.0)
-    x = torch.tensor([[[[1.0, 3.0, 5.0], [3.0, 5.0, 7.0]]]])  # 2 bins x 3
+    # [batch, time, freq, channels]: frames (1, 3), (3, 5), (5, 7)
+    x = torch.tensor([[1.0, 3.0], [3.0, 5.0], [5.0, 7.0]]).reshape(1, 3, 2, 1)
     y, _ = norm(x)
     # frame 0: values {1, 3}: mean 2, std 1 -> (-1, 1)
-    torch.testing.assert_close(y[..., 0], torch.tensor([[[-1.0, 1.0]]]))
+    torch.testing.assert_close(y[0, 0, :, 0], torch.tensor([-1.0, 1.0]))
     # frame 1: values {1, 3, 3, 5}: mean 3, var 2
-    expected = torch.tensor([[[0.0, 2.0]]]) / 2**0.5
-    torch.testing.assert_close(y[..., 1], expected)
-    first, state = norm(x[..., :2])
-    second, _ = norm(x[..., 2:], state)
-    torch.testing.assert_close(torch.cat([first, second], -1), y)
+    expected = torch.tensor([0.0, 2.0]) / 2**0.5
+    torch.testing.assert_close(y[0, 1, :, 0], expected)
+    first, state = norm(x[:, :2])
+    second, _ = norm(x[:, 2:], state)
+    torch.testing.assert_close(torch.cat([first, second], 1), y)
 
 
 @pytest.mark.parametrize("length", [1, 479, 480, 4801])

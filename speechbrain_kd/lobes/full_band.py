@@ -91,6 +91,8 @@ class CausalInstanceNorm(nn.Module):
     channel c is normalised by the mean and variance of channel c over all
     frequencies and frames ``<= t``, then scaled and shifted per channel.
 
+    Features are channels-last, ``[batch, time, freq, channels]``.
+
     Arguments
     ---------
     channels : int
@@ -101,65 +103,66 @@ class CausalInstanceNorm(nn.Module):
     Example
     -------
     >>> norm = CausalInstanceNorm(2)
-    >>> x = torch.randn(1, 2, 5, 7)
+    >>> x = torch.randn(1, 7, 5, 2)
     >>> y, _ = norm(x)
-    >>> z, _ = norm(torch.cat([x, torch.randn(1, 2, 5, 3)], dim=-1))
-    >>> bool(torch.allclose(y, z[..., :7], atol=1e-6))  # causal
+    >>> z, _ = norm(torch.cat([x, torch.randn(1, 3, 5, 2)], dim=1))
+    >>> bool(torch.allclose(y, z[:, :7], atol=1e-6))  # causal
     True
     """
 
     def __init__(self, channels, eps=1e-5):
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x, state=None):
-        """Normalises ``[batch, channels, freq, time]``.
+        """Normalises ``[batch, time, freq, channels]``.
 
         Arguments
         ---------
         x : torch.Tensor
             The features.
         state : torch.Tensor, optional
-            ``[batch, channels, 1, 3]``: count, sum and sum of squares of
-            the values before ``x``; None: ``x`` starts the signal.
+            ``[batch, 3, channels]``: count, sum and sum of squares of the
+            values before ``x``; None: ``x`` starts the signal.
 
         Returns
         -------
         tuple
             The normalised features and the new state.
         """
-        frames = (
-            torch.arange(
-                1, x.shape[-1] + 1, device=x.device, dtype=x.dtype
-            ).view(1, 1, 1, -1)
-            * x.shape[-2]
-        )
-        total = x.sum(dim=-2, keepdim=True).cumsum(-1)
-        squares = x.pow(2).sum(dim=-2, keepdim=True).cumsum(-1)
-        if state is not None:
-            frames = frames + state[..., 0:1]
-            total = total + state[..., 1:2]
-            squares = squares + state[..., 2:3]
-        mean = total / frames
-        var = (squares / frames - mean.pow(2)).clamp(min=0.0)
-        y = (x - mean) / torch.sqrt(var + self.eps)
-        last = total.shape[-1] - 1
-        new_state = torch.cat(
+        moments = torch.stack(
             [
-                frames[..., last:] * torch.ones_like(total[..., last:]),
-                total[..., last:],
-                squares[..., last:],
+                torch.full_like(x[:, :, 0], x.shape[2]),
+                x.sum(dim=2),
+                x.pow(2).sum(dim=2),
             ],
-            dim=-1,
-        )
-        return y * self.weight + self.bias, new_state
+            dim=2,
+        ).cumsum(1)  # [B, T, 3, C]
+        if state is not None:
+            moments = moments + state.unsqueeze(1)
+        count, total, squares = moments.unbind(2)
+        mean = total / count
+        var = (squares / count - mean.pow(2)).clamp(min=0.0)
+        scale = torch.rsqrt(var + self.eps) * self.weight
+        y = (x - mean.unsqueeze(2)) * scale.unsqueeze(2) + self.bias
+        return y, moments[:, moments.shape[1] - 1]
+
+
+def _pointwise(conv, x):
+    """A 1x1 ``nn.Conv2d`` applied to channels-last features."""
+    weight = conv.weight.reshape(conv.out_channels, conv.in_channels)
+    return F.linear(x, weight, conv.bias)
 
 
 class InvertedBottleneck(nn.Module):
     """MobileNetV2 block over frequency: 1x1 expansion, ReLU6, depthwise
     conv of 3 bands, ReLU6, 1x1 projection, plus the input.
+
+    Features are channels-last, ``[batch, time, freq, channels]``; the
+    convolutions run as matrix products (the same arithmetic as
+    ``nn.Conv2d``, far fewer operator calls for one frame).
 
     Arguments
     ---------
@@ -170,8 +173,8 @@ class InvertedBottleneck(nn.Module):
 
     Example
     -------
-    >>> InvertedBottleneck(4)(torch.randn(2, 4, 8, 5)).shape
-    torch.Size([2, 4, 8, 5])
+    >>> InvertedBottleneck(4)(torch.randn(2, 5, 8, 4)).shape
+    torch.Size([2, 5, 8, 4])
     """
 
     def __init__(self, channels, expansion=2):
@@ -184,7 +187,7 @@ class InvertedBottleneck(nn.Module):
         self.project = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x):
-        """Applies the block to ``[batch, channels, freq, time]``.
+        """Applies the block to ``[batch, time, freq, channels]``.
 
         Arguments
         ---------
@@ -196,14 +199,24 @@ class InvertedBottleneck(nn.Module):
         torch.Tensor
             Same shape.
         """
-        h = F.relu6(self.expand(x))
-        h = F.relu6(self.depthwise(h))
-        return x + self.project(h)
+        h = F.relu6(_pointwise(self.expand, x))
+        taps = self.depthwise.weight[:, 0, :, 0]  # [hidden, 3]
+        padded = F.pad(h, (0, 0, 1, 1))
+        bands = h.shape[2]
+        h = (
+            padded[:, :, 0:bands] * taps[:, 0]
+            + padded[:, :, 1 : bands + 1] * taps[:, 1]
+            + padded[:, :, 2 : bands + 2] * taps[:, 2]
+            + self.depthwise.bias
+        )
+        return x + _pointwise(self.project, F.relu6(h))
 
 
 class EncoderLayer(nn.Module):
     """Conv2d over (3 bands x ``look_back + 1`` frames, past only), stride 2
     in frequency, causal instance norm, ReLU6, inverted bottleneck.
+
+    Features are channels-last, ``[batch, time, freq, channels]``.
 
     Arguments
     ---------
@@ -219,9 +232,9 @@ class EncoderLayer(nn.Module):
     Example
     -------
     >>> layer = EncoderLayer(1, 4, look_back=2)
-    >>> y, _ = layer(torch.randn(1, 1, 16, 6))
+    >>> y, _ = layer(torch.randn(1, 6, 16, 1))
     >>> y.shape
-    torch.Size([1, 4, 8, 6])
+    torch.Size([1, 6, 8, 4])
     """
 
     def __init__(self, in_channels, out_channels, look_back=1, expansion=2):
@@ -238,7 +251,7 @@ class EncoderLayer(nn.Module):
         self.block = InvertedBottleneck(out_channels, expansion)
 
     def forward(self, x, state=None):
-        """Runs the layer on ``[batch, channels, freq, time]``.
+        """Runs the layer on ``[batch, time, freq, channels]``.
 
         Arguments
         ---------
@@ -254,15 +267,68 @@ class EncoderLayer(nn.Module):
             The output and the new ``(past, norm)``.
         """
         if state is None:
-            past = x.new_zeros(*x.shape[:-1], self.look_back)
+            past = x.new_zeros(x.shape[0], self.look_back, *x.shape[2:])
             norm_state = None
         else:
             past, norm_state = state
-        full = torch.cat([past, x], dim=-1)
-        y, norm_state = self.norm(self.conv(full), norm_state)
+        full = torch.cat([past, x], dim=1)
+        # patches [B, T, F/2, C_in, 3 bands, look_back + 1 frames]
+        patches = (
+            F.pad(full, (0, 0, 1, 1))
+            .unfold(1, self.look_back + 1, 1)
+            .unfold(2, 3, 2)
+            .transpose(-1, -2)
+        )
+        weight = self.conv.weight.reshape(self.conv.out_channels, -1)
+        y = F.linear(patches.flatten(3), weight, self.conv.bias)
+        y, norm_state = self.norm(y, norm_state)
         y = self.block(F.relu6(y))
-        new_past = full[..., full.shape[-1] - self.look_back :]
+        new_past = full[:, full.shape[1] - self.look_back :]
         return y, (new_past, norm_state)
+
+
+class UpLayer(nn.Module):
+    """Transposed Conv2d of kernel and stride 2 in frequency (each band
+    becomes two), channels-last.
+
+    Arguments
+    ---------
+    in_channels : int
+        Input channels.
+    out_channels : int
+        Output channels.
+
+    Example
+    -------
+    >>> UpLayer(4, 3)(torch.randn(2, 5, 8, 4)).shape
+    torch.Size([2, 5, 16, 3])
+    """
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(
+            in_channels, out_channels, (2, 1), stride=(2, 1)
+        )
+
+    def forward(self, x):
+        """Doubles the bands of ``[batch, time, freq, channels]``.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            The features.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, time, 2 * freq, out_channels]``.
+        """
+        c_out = self.conv.out_channels
+        weight = (
+            self.conv.weight[..., 0].permute(2, 1, 0).reshape(2 * c_out, -1)
+        )
+        y = F.linear(x, weight, self.conv.bias.repeat(2))
+        return y.reshape(*x.shape[:2], 2 * x.shape[2], c_out)
 
 
 class FullBandNet(nn.Module):
@@ -373,7 +439,7 @@ class FullBandNet(nn.Module):
         self.gru_out = nn.Linear(hidden, width)
         self.latent = LatentTap()
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(c_in, c_out, (2, 1), stride=(2, 1))
+            UpLayer(c_in, c_out)
             for c_in, c_out in zip(
                 channels[::-1], [*channels[::-1][1:], channels[0]], strict=True
             )
@@ -390,8 +456,7 @@ class FullBandNet(nn.Module):
         windowed frames, and the new state."""
         spectrum = torch.fft.rfft(frames * self.window, dim=-1)
         power = spectrum.real.pow(2) + spectrum.imag.pow(2)
-        x = torch.log(power @ self.analysis + 1e-8)  # [B, T, bands]
-        x = x.transpose(1, 2).unsqueeze(1)  # [B, 1, bands, T]
+        x = torch.log(power @ self.analysis + 1e-8).unsqueeze(-1)  # [B,T,F,1]
         new = {}
         x, new["input_norm"] = self.input_norm(
             x, None if state is None else state["input_norm"]
@@ -403,19 +468,31 @@ class FullBandNet(nn.Module):
                 x, None if state is None else (state[past], state[norm])
             )
             skips.append(x)
-        batch, channels, bands, time = x.shape
-        sequence = x.permute(0, 3, 1, 2).reshape(batch, time, -1)
-        h0 = None if state is None else state["gru"]
-        out, new["gru"] = self.gru(sequence, h0)
-        out = self.latent(self.gru_out(out).transpose(1, 2))
-        x = out.reshape(batch, channels, bands, time) + x
+        if state is None:
+            out, new["gru"] = self.gru(x.flatten(2))
+        else:  # frame by frame: a GRU cell costs half of nn.GRU per step
+            h = state["gru"][0]
+            outs = []
+            for frame in x.flatten(2).unbind(1):
+                h = torch._VF.gru_cell(
+                    frame,
+                    h,
+                    self.gru.weight_ih_l0,
+                    self.gru.weight_hh_l0,
+                    self.gru.bias_ih_l0,
+                    self.gru.bias_hh_l0,
+                )
+                outs.append(h)
+            out, new["gru"] = torch.stack(outs, 1), h.unsqueeze(0)
+        out = self.latent(self.gru_out(out).transpose(1, 2)).transpose(1, 2)
+        x = out.reshape(x.shape) + x
         for up, block, skip in zip(
             self.up, self.decoder, [*skips[::-1][1:], None], strict=True
         ):
             x = up(x)
             x = block(x if skip is None else x + skip)
-        gains = torch.sigmoid(self.mask(x))[:, 0]  # [B, bands, T]
-        gains = gains.transpose(1, 2) @ self.synthesis  # [B, T, bins]
+        gains = torch.sigmoid(_pointwise(self.mask, x))[..., 0]  # [B, T, F]
+        gains = gains @ self.synthesis  # [B, T, bins]
         return spectrum * gains, new
 
     def _frames_out(self, spectrum):
@@ -498,7 +575,7 @@ class FullBandNet(nn.Module):
 
         def norm(channels):
             """Empty normalisation statistics."""
-            return torch.zeros(batch_size, channels, 1, 3, **kw)
+            return torch.zeros(batch_size, 3, channels, **kw)
 
         state = {
             "input": torch.zeros(batch_size, self.delay_samples, **kw),
@@ -510,7 +587,7 @@ class FullBandNet(nn.Module):
         c_in = 1
         for i, layer in enumerate(self.encoder):
             state[f"encoder{i}.past"] = torch.zeros(
-                batch_size, c_in, bands, layer.look_back, **kw
+                batch_size, layer.look_back, bands, c_in, **kw
             )
             state[f"encoder{i}.norm"] = norm(layer.conv.out_channels)
             c_in, bands = layer.conv.out_channels, bands // 2
