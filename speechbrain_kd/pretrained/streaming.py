@@ -24,7 +24,11 @@ class StreamingEnhancer:
     its output returned. :meth:`flush` zero-pads the last partial block,
     crops the output to the total input length and starts a new signal.
     The concatenated output equals the model's offline output (the model
-    is put in eval mode; everything runs under ``torch.no_grad()``).
+    is put in eval mode; everything runs under ``torch.no_grad()``); for a
+    model with an overlap-add delay (``delay_samples``, e.g.
+    :class:`~speechbrain_kd.lobes.full_band.FullBandNet`) it equals the
+    model's ``forward_causal``: the offline estimate delayed by that many
+    samples.
 
     Arguments
     ---------
