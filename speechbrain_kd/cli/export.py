@@ -91,6 +91,21 @@ def add_parser(subparsers):
         default=1,
         help="CPU threads for the RTF in the model card (default: 1)",
     )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write model_step.onnx, the streaming step of a causal "
+        "student (inputs: an audio block and the state tensors; outputs: "
+        "the enhanced block and the new state), and onnx_state.json, the "
+        "state layout (needs pip install speechbrain-kd[onnx])",
+    )
+    parser.add_argument(
+        "--onnx-block-hops",
+        type=int,
+        default=1,
+        metavar="N",
+        help="hops per ONNX step (default 1: the lowest latency)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -121,4 +136,27 @@ def run(args):
         rtf_threads=args.threads,
     )
     print(f"Exported {args.key} to {output}")
+    if args.onnx:
+        from speechbrain_kd.pretrained.folder import MODULE_KEY
+        from speechbrain_kd.pretrained.interface import KDEnhancement
+        from speechbrain_kd.pretrained.onnx_step import export_onnx_step
+
+        if args.onnx_block_hops < 1:
+            raise ValueError(
+                f"--onnx-block-hops must be at least 1, got "
+                f"{args.onnx_block_hops}"
+            )
+        import tempfile
+
+        loaded = KDEnhancement.from_hparams(
+            source=str(output), savedir=tempfile.mkdtemp(prefix="sbkd_onnx_")
+        )
+        model = loaded.mods[MODULE_KEY]
+        path = export_onnx_step(
+            model,
+            output,
+            block_hops=args.onnx_block_hops,
+            sample_rate=loaded.hparams.sample_rate,
+        )
+        print(f"Wrote the streaming step {path} (state layout beside it)")
     return 0
