@@ -251,3 +251,29 @@ def test_official_manner_checkpoint_exports_and_enhances_as_official(
     reference = case["output"][:, 0]
     error = (enhanced - reference).norm() / reference.norm()
     assert error.item() < 1e-6
+
+
+def test_stock_waveform_enhancement_returns_the_whole_batch(
+    exported, tmp_path, monkeypatch
+):
+    from speechbrain.inference.enhancement import WaveformEnhancement
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    stock = WaveformEnhancement.from_hparams(
+        source=str(exported), savedir=str(tmp_path / "stock")
+    )
+    ours = KDEnhancement.from_hparams(
+        source=str(exported), savedir=str(tmp_path / "ours")
+    )
+    noisy = 0.1 * torch.randn(
+        2, 16000, generator=torch.Generator().manual_seed(3)
+    )
+    batch = stock.enhance_batch(noisy)
+    assert batch.shape == (2, 16000)  # before: one item for a batch of two
+    torch.testing.assert_close(batch, ours.enhance_batch(noisy))
+    written = tmp_path / "enhanced.wav"
+    single = stock.enhance_file(
+        str(exported / "example_noisy.wav"), output_filename=str(written)
+    )
+    assert written.is_file() and single.dim() == 1
+    assert ours.model is ours.mods["enhance_model"].model

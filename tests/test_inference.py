@@ -122,10 +122,10 @@ def write(path, data, rate=RATE, subtype=None):
 
 def test_loads_parameters_and_config(hub):
     folder, model, enhancer = hub
-    loaded = enhancer.mods.enhance_model.state_dict()
+    loaded = enhancer.model.state_dict()
     for key, value in model.state_dict().items():
         assert torch.equal(loaded[key], value), key
-    assert not enhancer.mods.enhance_model.training
+    assert not enhancer.model.training
     assert enhancer.sample_rate == RATE
     assert enhancer.chunk_seconds == 10.0
     config = json.loads((folder / "config.json").read_text())
@@ -267,7 +267,7 @@ def test_chunked_memory_is_bounded(hub):
 
     unchunked = peak_memory(Enhance(61), noisy)
     chunked = peak_memory(Enhance(4), noisy)
-    one_chunk = peak_memory(enhancer.mods.enhance_model, noisy[:, : 4 * RATE])
+    one_chunk = peak_memory(enhancer.model, noisy[:, : 4 * RATE])
     bound = one_chunk + 5 * 4 * noisy.shape[-1]
     assert chunked < bound, (chunked, bound)
     assert chunked < unchunked / 2, (chunked, unchunked)

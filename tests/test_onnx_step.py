@@ -94,7 +94,7 @@ def test_export_command_writes_the_step_of_a_trained_causal_student(
     assert layout["block"] == 8 * 64 and layout["latency_ms"] == 32.0
     model = KDEnhancement.from_hparams(
         source=str(out), savedir=str(tmp_path / "collected")
-    ).mods["enhance_model"]
+    ).model
     x = 0.1 * torch.randn(16000, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         offline = model(x[None])[0].numpy()

@@ -137,6 +137,7 @@ def run(args):
     )
     print(f"Exported {args.key} to {output}")
     if args.onnx:
+        from speechbrain_kd.pretrained.adapters import unwrap
         from speechbrain_kd.pretrained.folder import MODULE_KEY
         from speechbrain_kd.pretrained.interface import KDEnhancement
         from speechbrain_kd.pretrained.onnx_step import export_onnx_step
@@ -151,7 +152,7 @@ def run(args):
         loaded = KDEnhancement.from_hparams(
             source=str(output), savedir=tempfile.mkdtemp(prefix="sbkd_onnx_")
         )
-        model = loaded.mods[MODULE_KEY]
+        model = unwrap(loaded.mods[MODULE_KEY])
         path = export_onnx_step(
             model,
             output,

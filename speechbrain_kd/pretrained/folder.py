@@ -7,7 +7,8 @@ out as SpeechBrain's hub models are:
   hyperparameters: ``sample_rate``, ``chunk_seconds`` and
   ``overlap_seconds`` (optional), :data:`MODULE_KEY` (``enhance_model``:
   the waveform-to-waveform ``torch.nn.Module``, e.g. MANNER),
-  ``modules: {enhance_model: !ref <enhance_model>}`` and a ``pretrainer``
+  ``modules: {enhance_model: PairOutput(<enhance_model>)}`` (the adapter
+  SpeechBrain's stock ``WaveformEnhancement`` calls) and a ``pretrainer``
   (``speechbrain.utils.parameter_transfer.Pretrainer`` with
   ``loadables: {enhance_model: !ref <enhance_model>}``);
 * :data:`MODEL_FILE` (``enhance_model.ckpt``): the module's state dict;
@@ -62,6 +63,9 @@ EXPORTED_FILES = (
 )
 #: Key of the enhancement module in hyperparams.yaml (and ``modules``).
 MODULE_KEY = "enhance_model"
+#: ``modules: enhance_model`` wraps the model for SpeechBrain's stock
+#: interfaces (:class:`speechbrain_kd.pretrained.adapters.PairOutput`).
+ADAPTER_CLASS = "speechbrain_kd.pretrained.adapters.PairOutput"
 #: ``config.json`` entries naming the interface class.
 INTERFACE_CONFIG = {
     "speechbrain_interface": "KDEnhancement",
@@ -372,7 +376,8 @@ def write_hyperparams(
     overlap_seconds: 1.0
     enhance_model: !new:torch.nn.Linear [4, 4]
     modules:
-        enhance_model: !ref <enhance_model>
+        enhance_model: !new:speechbrain_kd.pretrained.adapters.PairOutput
+            model: !ref <enhance_model>
     pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         loadables:
             enhance_model: !ref <enhance_model>
@@ -388,13 +393,16 @@ def write_hyperparams(
 
     pretrainer = CommentedMap(loadables={MODULE_KEY: ref()})
     pretrainer.yaml_set_ctag(_tag("!new:" + PRETRAINER_CLASS))
+    # SpeechBrain's stock WaveformEnhancement unpacks (wav, lengths)
+    adapter = CommentedMap(model=ref())
+    adapter.yaml_set_ctag(_tag("!new:" + ADAPTER_CLASS))
     data = CommentedMap(
         [
             ("sample_rate", int(sample_rate)),
             ("chunk_seconds", float(chunk_seconds)),
             ("overlap_seconds", float(overlap_seconds)),
             (MODULE_KEY, plain_node(module_node)),
-            ("modules", {MODULE_KEY: ref()}),
+            ("modules", {MODULE_KEY: adapter}),
             ("pretrainer", pretrainer),
         ]
     )

@@ -50,6 +50,7 @@ from speechbrain_kd.audio import (
     resample,
     write_wav,
 )
+from speechbrain_kd.pretrained.adapters import unwrap
 from speechbrain_kd.pretrained.checkpoints import (
     CheckpointError,
     check_state_dict,
@@ -226,7 +227,7 @@ class KDEnhancement(Pretrained):
             state_dict = read_parameters(path)
         except CheckpointError as error:  # a corrupt or foreign file
             raise ModelLoadError(str(error)) from None
-        model = self.mods[MODULE_KEY]
+        model = unwrap(self.mods[MODULE_KEY])
         try:
             check_state_dict(
                 model,
@@ -271,6 +272,18 @@ class KDEnhancement(Pretrained):
             ``[batch, time]`` enhanced waveforms (CPU).
         """
         return self.enhance_batch(wavs, lengths)
+
+    @property
+    def model(self):
+        """The enhancement model itself (``mods.enhance_model`` without the
+        adapter that SpeechBrain's stock interfaces call).
+
+        Returns
+        -------
+        torch.nn.Module
+            The model.
+        """
+        return unwrap(self.mods[MODULE_KEY])
 
     def enhance_batch(
         self, wavs, lengths=None, chunk_seconds=None, overlap_seconds=None
@@ -332,7 +345,7 @@ class KDEnhancement(Pretrained):
         if any(n == 0 for n in valid):
             raise ValueError("cannot enhance an empty input (0 samples)")
 
-        model = self.mods[MODULE_KEY]
+        model = unwrap(self.mods[MODULE_KEY])
         model.eval()
         with torch.no_grad():
             if all(n == total for n in valid) and total <= chunk:
@@ -347,7 +360,7 @@ class KDEnhancement(Pretrained):
 
     def _run(self, wavs):
         """One pass of the model on ``[batch, time]`` (no chunking)."""
-        return self.mods[MODULE_KEY](wavs.to(self.device)).float()
+        return unwrap(self.mods[MODULE_KEY])(wavs.to(self.device)).float()
 
     def enhance_streaming(
         self, wav, block_hops=1, piece_seconds=0.1, compile=False

@@ -66,7 +66,9 @@ class StreamingEnhancer:
     def __init__(self, model, block_hops=1, sample_rate=16000, compile=False):
         if isinstance(model, Pretrained):
             sample_rate = model.hparams.sample_rate
-            model = model.mods.enhance_model
+            from speechbrain_kd.pretrained.adapters import unwrap
+
+            model = unwrap(model.mods.enhance_model)
         for name in ("hop", "init_state", "forward_step"):
             if not hasattr(model, name):
                 raise ValueError(
