@@ -218,8 +218,9 @@ def test_int16_and_scaled_input_give_identical_scores(short_pair):
 def test_unequal_lengths_are_trimmed(short_pair):
     clean, noisy = short_pair
     for metric, function in INTRUSIVE.items():
-        assert function(clean, noisy[:-800]) == function(
-            clean[:-800], noisy[:-800]
+        # up to the last bit (pystoi's sums depend on memory alignment)
+        assert function(clean, noisy[:-800]) == pytest.approx(
+            function(clean[:-800], noisy[:-800]), rel=1e-12, abs=1e-12
         ), metric
 
 
