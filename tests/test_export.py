@@ -8,6 +8,7 @@ that the loaded model computes what the trained one does.
 import json
 import pathlib
 
+import numpy as np
 import pytest
 import soundfile
 import torch
@@ -41,6 +42,8 @@ def exported(run, tmp_path_factory):
             str(run),
             "--output",
             str(out),
+            "--repo-id",
+            "speechbrain-kd/manner-tiny",
         ]
     )
     assert code == 0
@@ -123,6 +126,22 @@ def test_model_card_reports_size_cost_and_test_metrics(run, exported):
     assert "train_teacher.py hparams/manner_baseline.yaml" in card
     assert "KDEnhancement.from_hparams(" in card
     assert "park2022manner" in card and "shin2022mvat" not in card
+    # the snippet loads the repo id; no path of the exporting machine
+    assert 'source="speechbrain-kd/manner-tiny"' in card
+    assert 'output_filename="enhanced.wav"' in card
+    assert str(exported.parent) not in card and str(run) not in card
+    front_matter = card.split("---")[1]
+    assert "datasets:\n  - " in front_matter
+    # example.wav is the noisy input (as in SpeechBrain's hub repos)
+    noisy = soundfile.read(str(exported / "example.wav"))[0]
+    enhanced = soundfile.read(str(exported / "example_enhanced.wav"))[0]
+    assert noisy.shape == enhanced.shape and not np.allclose(noisy, enhanced)
+    enhancer = KDEnhancement.from_hparams(
+        source=str(exported), savedir=str(exported.parent / "card_check")
+    )
+    out = exported.parent / "from_card.wav"
+    enhancer.enhance_file(str(exported / "example.wav"), output_filename=out)
+    assert soundfile.info(str(out)).frames == noisy.shape[0]
 
 
 def test_export_from_ckpt_folder_and_file(run, exported, tmp_path):
@@ -273,7 +292,7 @@ def test_stock_waveform_enhancement_returns_the_whole_batch(
     torch.testing.assert_close(batch, ours.enhance_batch(noisy))
     written = tmp_path / "enhanced.wav"
     single = stock.enhance_file(
-        str(exported / "example_noisy.wav"), output_filename=str(written)
+        str(exported / "example.wav"), output_filename=str(written)
     )
     assert written.is_file() and single.dim() == 1
     assert ours.model is ours.mods["enhance_model"].model

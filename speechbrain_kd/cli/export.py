@@ -1,7 +1,7 @@
 """``speechbrain-kd export``: a trained model as a hub-ready folder.
 
 Writes ``enhance_model.ckpt``, ``hyperparams.yaml``, ``config.json``,
-``example.wav`` (with its input ``example_noisy.wav``) and a ``README.md``
+``example.wav`` (a noisy clip; ``example_enhanced.wav`` its output) and a ``README.md``
 model card; see :func:`speechbrain_kd.pretrained.export.export_model`.
 
 Example
@@ -92,6 +92,13 @@ def add_parser(subparsers):
         help="CPU threads for the RTF in the model card (default: 1)",
     )
     parser.add_argument(
+        "--repo-id",
+        default=None,
+        metavar="USER/NAME",
+        help="HuggingFace repository id the model card's usage snippet "
+        "loads (default: YOUR_HF_USER/<output folder name>)",
+    )
+    parser.add_argument(
         "--onnx",
         action="store_true",
         help="also write model_step.onnx, the streaming step of a causal "
@@ -134,6 +141,7 @@ def run(args):
         example_input=args.example_input,
         force=args.force,
         rtf_threads=args.threads,
+        repo_id=args.repo_id,
     )
     print(f"Exported {args.key} to {output}")
     if args.onnx:

@@ -92,12 +92,13 @@ def _recipe_command(hparams, run_folder):
     if not scripts:
         return None
     name = hparams.get("experiment_name") or "HPARAMS"
+    # placeholders, not the exporting machine's paths
     parts = [
         f"python recipes/Valentini/{scripts[0]} hparams/{name}.yaml",
-        f"--data_folder {hparams.get('data_folder', 'DATA_FOLDER')}",
+        "--data_folder /path/to/VoiceBank-DEMAND",
     ]
     if hparams.get("teacher_source"):
-        parts.append(f"--teacher_source {hparams['teacher_source']}")
+        parts.append("--teacher_source /path/to/teacher_run")
     return " \\\n    ".join(parts)
 
 
@@ -113,6 +114,7 @@ def model_card(
     rtf_threads=1,
     rtf_seconds=4.0,
     output_dir=".",
+    repo_id=None,
 ):
     """The ``README.md`` model card of an exported folder.
 
@@ -143,6 +145,9 @@ def model_card(
         Input length for the real-time factor.
     output_dir : str or pathlib.Path
         The exported folder (its name is the model's name).
+    repo_id : str, optional
+        HuggingFace repository id of the usage snippet (default:
+        ``YOUR_HF_USER/<folder name>``); the card names no local path.
 
     Returns
     -------
@@ -211,6 +216,11 @@ def model_card(
     valentini = data == "valentini"
     command = _recipe_command(hparams, run_folder)
     name = pathlib.Path(output_dir).resolve().name
+    repo_id = repo_id or f"YOUR_HF_USER/{name}"
+    dataset = {
+        "valentini": "VoiceBank-DEMAND",
+        "synthetic": "speechbrain-kd synthetic (make-data)",
+    }.get(data, "unspecified")
     thread_word = "thread" if rtf["threads"] == 1 else "threads"
 
     lines = [
@@ -223,6 +233,8 @@ def model_card(
         "  - knowledge-distillation",
         "  - speechbrain",
         "  - audio-to-audio",
+        "datasets:",
+        f"  - {dataset}",
         "---",
         "",
         f"# {name}: {class_name} speech enhancement",
@@ -316,13 +328,16 @@ def model_card(
         f"from {INTERFACE_CONFIG['interface_module']} import KDEnhancement",
         "",
         "enhancer = KDEnhancement.from_hparams(",
-        f'    source="{name}", savedir="pretrained_models/{name}"',
+        f'    source="{repo_id}", savedir="pretrained_models/{name}"',
         ")",
-        f'enhanced = enhancer.enhance_file("{EXAMPLE_INPUT_FILE}")',
+        "enhanced = enhancer.enhance_file(",
+        f'    "{EXAMPLE_INPUT_FILE}", output_filename="enhanced.wav"',
+        ")",
         "```",
         "",
-        "`source` is a local folder (works offline) or a HuggingFace "
-        "repository id. `config.json` names the interface class "
+        "`source` is this HuggingFace repository id (or a local copy of "
+        "the folder, which works offline). `config.json` names the "
+        "interface class "
         "(`KDEnhancement` in "
         f"`{INTERFACE_CONFIG['interface_module']}`).",
         "",

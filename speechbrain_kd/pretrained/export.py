@@ -17,8 +17,9 @@ HuggingFace hub once uploaded):
   references resolved), ``modules`` and ``pretrainer``;
 * ``config.json``: the interface class, the model class and its
   arguments;
-* ``example.wav``: a noisy clip enhanced by the exported model (16-bit),
-  with its input ``example_noisy.wav``;
+* ``example.wav``: a noisy clip (16-bit; the input, as in SpeechBrain's
+  hub repositories) and ``example_enhanced.wav``, the exported model's
+  output for it;
 * ``README.md``: a model card (:mod:`speechbrain_kd.pretrained.card`).
 """
 
@@ -48,6 +49,7 @@ from speechbrain_kd.pretrained.checkpoints import (
 )
 from speechbrain_kd.pretrained.folder import (
     CARD_FILE,
+    EXAMPLE_ENHANCED_FILE,
     EXAMPLE_FILE,
     EXAMPLE_INPUT_FILE,
     INTERFACE_CONFIG,
@@ -74,6 +76,7 @@ def export_model(
     force=False,
     rtf_threads=1,
     rtf_seconds=RTF_SECONDS,
+    repo_id=None,
 ):
     """Exports the module under ``key`` of a training run as a model folder.
 
@@ -104,6 +107,9 @@ def export_model(
         CPU threads for the real-time factor in the model card.
     rtf_seconds : float
         Input length for the real-time factor.
+    repo_id : str, optional
+        The HuggingFace repository id the card's usage snippet loads
+        (default: ``YOUR_HF_USER/<output folder name>``).
 
     Returns
     -------
@@ -206,6 +212,7 @@ def export_model(
         rtf_threads=rtf_threads,
         rtf_seconds=rtf_seconds,
         output_dir=output_dir,
+        repo_id=repo_id,
     )
     (output_dir / CARD_FILE).write_text(card, encoding="utf-8")
     logger.info("Exported %s (%s) to %s", key, ckpt_file, output_dir)
@@ -355,7 +362,7 @@ def synthetic_noisy_clip(sample_rate=16000, seconds=EXAMPLE_SECONDS, seed=0):
 
 
 def _write_example(module, output_dir, sample_rate, example_input):
-    """Writes ``example.wav`` (enhanced) and ``example_noisy.wav``."""
+    """Writes ``example.wav`` (noisy) and ``example_enhanced.wav``."""
     if example_input is None:
         noisy = synthetic_noisy_clip(sample_rate)
         note = (
@@ -363,7 +370,7 @@ def _write_example(module, output_dir, sample_rate, example_input):
             f"{EXAMPLE_SECONDS:g}-s synthetic speech-like clip (harmonic "
             "voiced syllables with formants, `speechbrain_kd.data."
             "synthetic`) in babble noise at 5 dB SNR; "
-            f"`{EXAMPLE_FILE}` is that clip enhanced by this model."
+            f"`{EXAMPLE_ENHANCED_FILE}` is that clip enhanced by this model."
         )
     else:
         try:
@@ -376,11 +383,11 @@ def _write_example(module, output_dir, sample_rate, example_input):
         note = (
             f"`{EXAMPLE_INPUT_FILE}` is "
             f"`{pathlib.Path(example_input).name}` (mono, {rate} Hz "
-            f"resampled to {sample_rate} Hz when needed); `{EXAMPLE_FILE}` "
-            "is that clip enhanced by this model."
+            f"resampled to {sample_rate} Hz when needed); "
+            f"`{EXAMPLE_ENHANCED_FILE}` is that clip enhanced by this model."
         )
     with torch.no_grad():
         enhanced = module(noisy.unsqueeze(0)).reshape(-1)
-    write_wav(output_dir / EXAMPLE_FILE, enhanced, sample_rate)
-    write_wav(output_dir / EXAMPLE_INPUT_FILE, noisy, sample_rate)
+    write_wav(output_dir / EXAMPLE_ENHANCED_FILE, enhanced, sample_rate)
+    write_wav(output_dir / EXAMPLE_FILE, noisy, sample_rate)
     return note

@@ -15,8 +15,9 @@ out as SpeechBrain's hub models are:
 * :data:`CONFIG_FILE` (``config.json``): :data:`INTERFACE_CONFIG` (the
   interface class, SpeechBrain's ``foreign_class`` convention), plus what
   export adds (sample rate, model class and arguments, usage);
-* optionally :data:`EXAMPLE_FILE` (``example.wav``, a clip enhanced by
-  the model) with its input :data:`EXAMPLE_INPUT_FILE`, and
+* optionally :data:`EXAMPLE_FILE` (``example.wav``, a noisy clip, as in
+  SpeechBrain's hub repositories) with its enhanced version
+  :data:`EXAMPLE_ENHANCED_FILE`, and
   :data:`CARD_FILE` (``README.md``, the model card).
 
 Example
@@ -48,12 +49,14 @@ HPARAMS_FILE = "hyperparams.yaml"
 MODEL_FILE = "enhance_model.ckpt"
 #: The interface description (``foreign_class`` convention).
 CONFIG_FILE = "config.json"
-#: A clip enhanced by the model, and its noisy input.
+#: A noisy clip (as in SpeechBrain's hub repositories) and the model's
+#: output for it.
 EXAMPLE_FILE = "example.wav"
-EXAMPLE_INPUT_FILE = "example_noisy.wav"
+EXAMPLE_INPUT_FILE = EXAMPLE_FILE
+EXAMPLE_ENHANCED_FILE = "example_enhanced.wav"
 #: The model card.
 CARD_FILE = "README.md"
-#: Files of an exported model folder (:data:`EXAMPLE_INPUT_FILE` too).
+#: Files of an exported model folder (:data:`EXAMPLE_ENHANCED_FILE` too).
 EXPORTED_FILES = (
     MODEL_FILE,
     HPARAMS_FILE,

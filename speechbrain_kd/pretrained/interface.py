@@ -407,6 +407,7 @@ class KDEnhancement(Pretrained):
         streaming=False,
         block_hops=1,
         compile=False,
+        output_filename=None,
     ):
         """Enhances an audio file (any rate, any number of channels).
 
@@ -439,6 +440,8 @@ class KDEnhancement(Pretrained):
             Streaming block size in native hops.
         compile : bool
             Streaming with the TorchScript-traced step.
+        output_filename : str or pathlib.Path, optional
+            ``output_path`` under the name SpeechBrain's interfaces use.
 
         Returns
         -------
@@ -454,6 +457,13 @@ class KDEnhancement(Pretrained):
             ``path`` is not readable audio or holds 0 samples (the message
             names the file).
         """
+        if output_filename is not None:
+            if output_path is not None and output_path != output_filename:
+                raise ValueError(
+                    f"enhance_file got output_path={output_path!r} and "
+                    f"output_filename={output_filename!r}: give one"
+                )
+            output_path = output_filename
         info = audio_info(path)
         noisy = read_audio(path, self.sample_rate)
         if streaming:
