@@ -241,6 +241,47 @@ def yaml_run_options(hparams):
     return {key: value for key, value in hparams.items() if key in names}
 
 
+def prepared_datasets(
+    prepare, kwargs, manifests, sample_rate, segment_seconds, hop_seconds
+):
+    """Runs a data preparation on the main process, then loads the
+    ``train``, ``valid`` and ``test`` datasets of its manifests.
+
+    Arguments
+    ---------
+    prepare : callable
+        The preparation (``prepare_dns``, ``prepare_folder_mix``, ...).
+    kwargs : dict
+        Its keyword arguments.
+    manifests : tuple of str
+        ``(train_json, valid_json, test_json)``.
+    sample_rate : int
+        The recipe's rate.
+    segment_seconds : float or None
+        Training segment length (None: whole utterances).
+    hop_seconds : float or None
+        Hop between training segments (None: one random crop).
+
+    Returns
+    -------
+    dict
+        The three datasets.
+    """
+    from speechbrain.utils.distributed import run_on_main
+    from speechbrain_kd.data.pipelines import dataio_prep
+
+    run_on_main(prepare, kwargs=kwargs)
+    train_json, valid_json, test_json = manifests
+    return dataio_prep(
+        train_json=train_json,
+        valid_json=valid_json,
+        test_json=test_json,
+        sample_rate=sample_rate,
+        segment_seconds=segment_seconds,
+        segment_hop_seconds=hop_seconds,
+    )
+
+
 def fit_and_test(
     brain,
     datasets,

@@ -8,10 +8,13 @@ returns the datasets; the Brain and
 :func:`speechbrain_kd.recipe.fit_and_test` do the rest.
 """
 
-from speechbrain.utils.distributed import run_on_main
 from speechbrain_kd.data.folder_mix import prepare_folder_mix
-from speechbrain_kd.data.pipelines import dataio_prep
-from speechbrain_kd.recipe import exit_with_message, fit_and_test, load_recipe  # noqa: F401 (the scripts' API)
+from speechbrain_kd.recipe import (  # noqa: F401 (the scripts' API)
+    exit_with_message,
+    fit_and_test,
+    load_recipe,
+    prepared_datasets,
+)
 
 
 def folder_mix_datasets(
@@ -40,13 +43,11 @@ def folder_mix_datasets(
     dict
         ``train``, ``valid`` and ``test`` datasets.
     """
-    run_on_main(prepare_folder_mix, kwargs=mixing)
-    train_json, valid_json, test_json = manifests
-    return dataio_prep(
-        train_json=train_json,
-        valid_json=valid_json,
-        test_json=test_json,
-        sample_rate=sample_rate,
-        segment_seconds=segment_seconds,
-        segment_hop_seconds=segment_hop_seconds,
+    return prepared_datasets(
+        prepare_folder_mix,
+        mixing,
+        manifests,
+        sample_rate,
+        segment_seconds,
+        segment_hop_seconds,
     )

@@ -123,7 +123,7 @@ def run(args):
         Exit status 0.
     """
     from speechbrain_kd.metrics.evaluation import check_metrics
-    from speechbrain_kd.metrics.paired import paired_comparison
+    from speechbrain_kd.metrics.paired import paired_comparison, paired_table
 
     metrics = check_metrics(args.metrics, args.sample_rate)
     progress = not args.no_progress
@@ -147,17 +147,7 @@ def run(args):
         f"{len(names)} utterances; candidate {args.candidate_dir} - baseline "
         f"{args.baseline_dir}; {level} interval, two-tailed paired t-test"
     )
-    print(
-        f"{'metric':<8} {'n':>5} {'baseline':>9} {'candidate':>9} "
-        f"{'difference':>10} {'interval':>21} {'p':>8}"
-    )
-    for metric, row in report.items():
-        interval = f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
-        print(
-            f"{metric:<8} {row['n']:>5} {row['baseline_mean']:>9.4f} "
-            f"{row['candidate_mean']:>9.4f} {row['mean_difference']:>+10.4f} "
-            f"{interval:>21} {row['p_value']:>8.4f}"
-        )
+    print(paired_table(report))
     if args.json:
         path = pathlib.Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -151,6 +151,7 @@ def compare_action(args):
     int
         Exit status 0.
     """
+    from speechbrain_kd.metrics.paired import paired_table
     from speechbrain_kd.repeated_runs import compare_configurations
 
     report = compare_configurations(
@@ -164,17 +165,7 @@ def compare_action(args):
         f"candidate {args.candidate_root} - baseline {args.baseline_root}; "
         f"scores averaged over seeds; {level} interval, paired t-test"
     )
-    print(
-        f"{'metric':<8} {'n':>5} {'baseline':>9} {'candidate':>9} "
-        f"{'difference':>10} {'interval':>21} {'p':>8}"
-    )
-    for metric, row in report.items():
-        interval = f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
-        print(
-            f"{metric:<8} {row['n']:>5} {row['baseline_mean']:>9.4f} "
-            f"{row['candidate_mean']:>9.4f} {row['mean_difference']:>+10.4f} "
-            f"{interval:>21} {row['p_value']:>8.4f}"
-        )
+    print(paired_table(report))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

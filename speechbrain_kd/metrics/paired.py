@@ -73,3 +73,38 @@ def paired_comparison(baseline, candidate, confidence=0.95):
         p_value=float(2 * stats.t.sf(abs(t), n - 1)),
     )
     return result
+
+
+def paired_table(report):
+    """The per-metric lines of a paired comparison, as
+    ``speechbrain-kd compare`` and ``speechbrain-kd seeds compare`` print
+    them.
+
+    Arguments
+    ---------
+    report : dict
+        Metric -> :func:`paired_comparison` result.
+
+    Returns
+    -------
+    str
+        A header line and one line per metric.
+
+    Example
+    -------
+    >>> row = paired_comparison([1.0, 2.0, 3.0], [1.5, 2.0, 3.5])
+    >>> paired_table({"pesq": row}).splitlines()[1].split()[:4]
+    ['pesq', '3', '2.0000', '2.3333']
+    """
+    lines = [
+        f"{'metric':<8} {'n':>5} {'baseline':>9} {'candidate':>9} "
+        f"{'difference':>10} {'interval':>21} {'p':>8}"
+    ]
+    for metric, row in report.items():
+        interval = f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
+        lines.append(
+            f"{metric:<8} {row['n']:>5} {row['baseline_mean']:>9.4f} "
+            f"{row['candidate_mean']:>9.4f} {row['mean_difference']:>+10.4f} "
+            f"{interval:>21} {row['p_value']:>8.4f}"
+        )
+    return "\n".join(lines)
