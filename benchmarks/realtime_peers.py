@@ -262,13 +262,13 @@ def main():
         f"{args.threads} thread(s), median of {args.repeats} runs"
     )
     print(
-        f"| {'system':<40} | {'params':>11} | {'latency ms':>10} | {'RTF':>6} |"
+        f"| {'system':<40} | {'params':>11} | {'latency ms':>24} | {'RTF':>6} |"
     )
-    print(f"|{'-' * 42}|{'-' * 13}|{'-' * 12}|{'-' * 8}|")
+    print(f"|{'-' * 42}|{'-' * 13}|{'-' * 26}|{'-' * 8}|")
     for label, result in rows:
         if result is None:
             print(
-                f"| {label:<40} | {'not installed':>11} | {'':>10} | {'':>6} |"
+                f"| {label:<40} | {'not installed':>11} | {'':>24} | {'':>6} |"
             )
             continue
         params, latency, run, seconds = result

@@ -107,7 +107,7 @@ def export_onnx_step(model, folder, block_hops=1, sample_rate=None, opset=18):
     path = folder / STEP_FILE
     with torch.no_grad():
         torch.onnx.export(
-            _FlatStep(model, names),
+            _FlatStep(model, names).eval(),
             (torch.zeros(1, block), *[state[n] for n in names]),
             str(path),
             input_names=["audio", *[f"in.{n}" for n in names]],
