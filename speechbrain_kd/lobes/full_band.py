@@ -468,22 +468,8 @@ class FullBandNet(nn.Module):
                 x, None if state is None else (state[past], state[norm])
             )
             skips.append(x)
-        if state is None:
-            out, new["gru"] = self.gru(x.flatten(2))
-        else:  # frame by frame: a GRU cell costs half of nn.GRU per step
-            h = state["gru"][0]
-            outs = []
-            for frame in x.flatten(2).unbind(1):
-                h = torch._VF.gru_cell(
-                    frame,
-                    h,
-                    self.gru.weight_ih_l0,
-                    self.gru.weight_hh_l0,
-                    self.gru.bias_ih_l0,
-                    self.gru.bias_hh_l0,
-                )
-                outs.append(h)
-            out, new["gru"] = torch.stack(outs, 1), h.unsqueeze(0)
+        h0 = None if state is None else state["gru"]
+        out, new["gru"] = self.gru(x.flatten(2), h0)
         out = self.latent(self.gru_out(out).transpose(1, 2)).transpose(1, 2)
         x = out.reshape(x.shape) + x
         for up, block, skip in zip(
