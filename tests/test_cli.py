@@ -77,3 +77,25 @@ def test_make_data_binaural_writes_the_spatial_folders(tmp_path, capsys):
     assert len(list((tmp_path / "speech").glob("*.wav"))) == 3
     irs = sorted((tmp_path / "irs").glob("*.wav"))
     assert irs and all(sf.info(str(p)).channels == 2 for p in irs)
+
+
+def test_export_refuses_a_bad_onnx_block_before_any_work(tmp_path, capsys):
+    code = main(
+        [
+            "export",
+            "--hparams",
+            str(tmp_path / "missing.yaml"),
+            "--checkpoint",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "out"),
+            "--onnx",
+            "--onnx-block-hops",
+            "0",
+        ]
+    )
+    assert code == 2
+    assert (
+        "--onnx-block-hops must be at least 1, got 0" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "out").exists()

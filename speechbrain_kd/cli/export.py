@@ -133,6 +133,10 @@ def run(args):
 
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.onnx_block_hops < 1:
+        raise ValueError(
+            f"--onnx-block-hops must be at least 1, got {args.onnx_block_hops}"
+        )
     output = export_model(
         args.hparams,
         args.checkpoint,
@@ -145,17 +149,12 @@ def run(args):
     )
     print(f"Exported {args.key} to {output}")
     if args.onnx:
+        import tempfile
+
         from speechbrain_kd.pretrained.adapters import unwrap
         from speechbrain_kd.pretrained.folder import MODULE_KEY
         from speechbrain_kd.pretrained.interface import KDEnhancement
         from speechbrain_kd.pretrained.onnx_step import export_onnx_step
-
-        if args.onnx_block_hops < 1:
-            raise ValueError(
-                f"--onnx-block-hops must be at least 1, got "
-                f"{args.onnx_block_hops}"
-            )
-        import tempfile
 
         loaded = KDEnhancement.from_hparams(
             source=str(output), savedir=tempfile.mkdtemp(prefix="sbkd_onnx_")
