@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from speechbrain_kd.brains.historical import HistoricalSet
 from speechbrain_kd.distill.okd import (
@@ -22,6 +23,7 @@ from speechbrain_kd.lobes.metricgan import (
     MultiMetricDiscriminator,
     SpectralMaskEnhancer,
 )
+from speechbrain_kd.pretrained.streaming import StreamingEnhancer
 
 
 # -- OKD loss ------------------------------------------------------------------
@@ -125,6 +127,63 @@ def test_causal_generator_does_not_look_ahead():
         a, b = generator(x), generator(changed)
     assert torch.equal(a[:, :8], b[:, :8])
     assert not torch.equal(a[:, 8:], b[:, 8:])
+
+
+def _causal_enhancer(**kwargs):
+    torch.manual_seed(0)
+    generator = MetricGANGenerator(
+        bidirectional=False, hidden_size=8, linear_size=12
+    )
+    return SpectralMaskEnhancer(generator, **kwargs).eval()
+
+
+def test_causal_stream_is_the_offline_output_one_hop_later():
+    model = _causal_enhancer()
+    x = 0.1 * torch.randn(
+        1, 20 * 256, generator=torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        offline = model(x)
+        causal = model.forward_causal(F.pad(x, (0, 256)))
+    assert model.delay_samples == 256 and model.latency_ms(16000) == 32.0
+    assert (causal[:, 256:] - offline).abs().max() < 1e-6
+    assert offline.abs().max() > 0.05
+    # A partial last hop: torch.istft normalises it by one frame only.
+    short = x[:, :5000]
+    with torch.no_grad():
+        offline = model(short)
+        causal = model.forward_causal(F.pad(short, (0, 256)))[:, 256:]
+    assert (causal - offline)[:, : 19 * 256].abs().max() < 1e-6
+
+
+def test_causal_enhancer_streams_piece_by_piece():
+    model = _causal_enhancer()
+    x = 0.1 * torch.randn(3000, generator=torch.Generator().manual_seed(2))
+    streamer = StreamingEnhancer(model, block_hops=2)
+    pieces = [streamer.process(x[:700]), streamer.process(x[700:2999])]
+    out = torch.cat([*pieces, streamer.process(x[2999:]), streamer.flush()])
+    with torch.no_grad():
+        causal = model.forward_causal(x[None])[0]
+    assert out.shape == (3000,)
+    assert (out - causal).abs().max() < 1e-6
+    assert streamer.latency_ms == 48.0
+
+
+def test_enhancers_that_cannot_stream_say_why():
+    bidirectional = SpectralMaskEnhancer(
+        MetricGANGenerator(n_freq=9, hidden_size=4, linear_size=6),
+        n_fft=16,
+        hop_length=8,
+    )
+    with pytest.raises(ValueError, match="bidirectional: False"):
+        bidirectional.init_state(1)
+    with pytest.raises(ValueError, match="pad_mode='constant'"):
+        _causal_enhancer(pad_mode="reflect").init_state(1)
+    with pytest.raises(ValueError, match="n_fft = 2 \\* hop_length"):
+        _causal_enhancer(hop_length=128).init_state(1)
+    with pytest.raises(ValueError, match="whole number of hops"):
+        model = _causal_enhancer()
+        model.forward_step(torch.zeros(1, 100), model.init_state(1))
 
 
 def test_shared_discriminator_has_one_head_per_metric():

@@ -9,6 +9,10 @@ import pytest
 import torch
 
 from speechbrain_kd.lobes.full_band import FullBandNet
+from speechbrain_kd.lobes.metricgan import (
+    MetricGANGenerator,
+    SpectralMaskEnhancer,
+)
 from speechbrain_kd.lobes.rt_senet import RTSENet
 from speechbrain_kd.pretrained.onnx_step import (
     STATE_FILE,
@@ -21,6 +25,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 MODELS = {
     "rt_senet": lambda: RTSENet(channels=6, depth=2, attention_layers=[1]),
     "full_band": lambda: FullBandNet(channels=(8, 8), hidden=16),
+    "metricgan_causal": lambda: SpectralMaskEnhancer(
+        MetricGANGenerator(bidirectional=False, hidden_size=16, linear_size=24)
+    ),
 }
 
 
@@ -104,3 +111,46 @@ def test_export_command_writes_the_step_of_a_trained_causal_student(
         + [streamer.flush()]
     )
     assert np.abs(out_audio - offline).max() < 1e-4
+
+
+def test_export_command_writes_the_step_of_the_causal_metricgan_generator(
+    recipe_runs, tmp_path
+):
+    from speechbrain_kd.cli import main
+    from speechbrain_kd.pretrained import KDEnhancement
+
+    run = recipe_runs("hparams/okd_causal.yaml").run
+    out = tmp_path / "exported"
+    command = [
+        "export",
+        "--hparams",
+        str(run / "hyperparams.yaml"),
+        "--checkpoint",
+        str(run),
+        "--key",
+        "generator_pesq",
+        "--output",
+        str(out),
+        "--onnx",
+    ]
+    assert main(command) == 0
+    layout = json.loads((out / STATE_FILE).read_text())
+    assert layout["block"] == 256 and layout["latency_ms"] == 32.0
+    assert [e["name"] for e in layout["state"]] == [
+        "input",
+        "tail",
+        "generator.h",
+        "generator.c",
+    ]
+    model = KDEnhancement.from_hparams(
+        source=str(out), savedir=str(tmp_path / "collected")
+    ).model
+    x = 0.1 * torch.randn(16000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        causal = model.forward_causal(x[None])[0].numpy()
+    streamer = OnnxStreamer(out)
+    streamed = np.concatenate(
+        [streamer.process(x[:5001].numpy()), streamer.process(x[5001:].numpy())]
+        + [streamer.flush()]
+    )
+    assert np.abs(streamed - causal).max() < 1e-4

@@ -24,7 +24,10 @@ LSTM wrapper and its learnable sigmoid.
   generator (STFT 512 / hop 256, Hamming; mask floored at 0.05 times the
   noisy log1p magnitude; ``expm1`` and the noisy phase for resynthesis),
   so a generator trains, evaluates, exports and enhances files like every
-  other model of this package.
+  other model of this package. With a causal generator it streams (step
+  API of :class:`~speechbrain_kd.pretrained.StreamingEnhancer`, ONNX
+  export with the state): 32 ms latency, the offline output one hop
+  later.
 
 Example
 -------
@@ -35,6 +38,7 @@ torch.Size([2, 100])
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from speechbrain.lobes.models.MetricGAN import (
@@ -129,8 +133,66 @@ class MetricGANGenerator(nn.Module):
         # CPU oneDNN has no bf16 LSTM and recurrences are safer in fp32.
         with torch.autocast(log_magnitude.device.type, enabled=False):
             out, _ = self.lstm(log_magnitude.float(), lengths=lengths)
-        out = self.activation(self.linear1(out))
+        return self._mask(out)
+
+    def _mask(self, lstm_out):
+        """The mask from the LSTM's output."""
+        out = self.activation(self.linear1(lstm_out))
         return self.learnable_sigmoid(self.linear2(out))
+
+    def init_state(self, batch_size=1, device=None, dtype=None):
+        """The LSTM state before the first frame (zeros); causal only.
+
+        Arguments
+        ---------
+        batch_size : int
+            Batch size.
+        device : torch.device or None
+            Device.
+        dtype : torch.dtype or None
+            Data type.
+
+        Returns
+        -------
+        dict
+            ``h`` and ``c``: ``[num_layers, batch, hidden_size]``.
+
+        Raises
+        ------
+        ValueError
+            The generator is bidirectional (it needs the whole input).
+        """
+        rnn = self.lstm.rnn
+        if rnn.bidirectional:
+            raise ValueError(
+                "a bidirectional MetricGANGenerator cannot stream: train "
+                "the causal one (bidirectional: False)"
+            )
+        shape = (rnn.num_layers, batch_size, rnn.hidden_size)
+        kw = {"device": device, "dtype": dtype or torch.float32}
+        return {"h": torch.zeros(shape, **kw), "c": torch.zeros(shape, **kw)}
+
+    def forward_step(self, log_magnitude, state):
+        """Masks for the next frames, carrying the LSTM state.
+
+        Arguments
+        ---------
+        log_magnitude : torch.Tensor
+            ``[batch, frames, n_freq]``: the frames after those of
+            ``state``.
+        state : dict
+            From :meth:`init_state` or the previous step.
+
+        Returns
+        -------
+        tuple
+            The mask (as :meth:`forward` gives for these frames of the
+            whole input) and the new state.
+        """
+        out, (h, c) = self.lstm.rnn(
+            log_magnitude.float(), (state["h"], state["c"])
+        )
+        return self._mask(out), {"h": h, "c": c}
 
 
 class MetricDiscriminator(nn.Module):
@@ -313,9 +375,13 @@ class SpectralMaskEnhancer(nn.Module):
         self.hop_length = hop_length
         self.mask_floor = mask_floor
         self.pad_mode = pad_mode
-        self.register_buffer(
-            "window", torch.hamming_window(n_fft), persistent=False
-        )
+        window = torch.hamming_window(n_fft)
+        self.register_buffer("window", window, persistent=False)
+        # What torch.istft divides the overlap-add by, over one hop of a
+        # signal covered by two frames (streaming with n_fft = 2 * hop).
+        half = window[hop_length : 2 * hop_length]
+        envelope = window[:hop_length].pow(2) + half.pow(2)
+        self.register_buffer("envelope", envelope, persistent=False)
 
     def spectrum(self, wav):
         """Complex STFT ``[batch, frames, freq]`` of ``[batch, time]``.
@@ -442,3 +508,155 @@ class SpectralMaskEnhancer(nn.Module):
             return enhanced
         out = self.synthesize(enhanced, spectrum, wav.shape[-1])
         return out.unsqueeze(1) if squeeze else out
+
+    # -- step API (causal generator, n_fft = 2 * hop) ------------------------
+    @property
+    def hop(self):
+        """Samples per streaming step (the STFT hop)."""
+        return self.hop_length
+
+    @property
+    def delay_samples(self):
+        """Delay of :meth:`forward_causal` behind :meth:`forward` (one hop:
+        a sample is final once the frame after it is in)."""
+        return self.hop_length
+
+    def init_state(self, batch_size=1, device=None, dtype=None):
+        """The state before the first sample (zeros everywhere).
+
+        Arguments
+        ---------
+        batch_size : int
+            Batch size.
+        device : torch.device or None
+            Device.
+        dtype : torch.dtype or None
+            Data type.
+
+        Returns
+        -------
+        dict
+            ``input`` (the last ``n_fft - hop`` input samples: the zero
+            padding of ``torch.stft`` at first), ``tail`` (the overlap-add
+            tail, ``n_fft - hop`` samples) and the generator's state as
+            ``generator.<name>``.
+
+        Raises
+        ------
+        ValueError
+            The model cannot stream: a bidirectional generator,
+            ``pad_mode="reflect"`` (the first frame would need samples
+            that have not arrived) or ``n_fft != 2 * hop``.
+        """
+        if self.pad_mode != "constant":
+            raise ValueError(
+                "streaming needs pad_mode='constant' (zero padding at "
+                f"the start of the stream), got {self.pad_mode!r}"
+            )
+        if self.n_fft != 2 * self.hop_length:
+            raise ValueError(
+                f"streaming needs n_fft = 2 * hop_length, got n_fft="
+                f"{self.n_fft}, hop_length={self.hop_length}"
+            )
+        kw = {"device": device, "dtype": dtype or torch.float32}
+        generator = self.generator.init_state(batch_size, device, dtype)
+        history = self.n_fft - self.hop_length
+        return {
+            "input": torch.zeros(batch_size, history, **kw),
+            "tail": torch.zeros(batch_size, history, **kw),
+            **{f"generator.{k}": v for k, v in generator.items()},
+        }
+
+    def forward_step(self, chunk, state):
+        """Processes whole hops; returns their output and the new state.
+
+        The frames are those of :meth:`forward`'s STFT; the enhanced
+        spectrum keeps the noisy phase (``polar(magnitude, angle)`` written
+        as a real gain on the complex spectrum); the output is the
+        overlap-add divided by the squared-window envelope, as
+        ``torch.istft`` does.
+
+        Arguments
+        ---------
+        chunk : torch.Tensor
+            ``[batch, k * hop]`` new input samples.
+        state : dict
+            From :meth:`init_state` or the previous step.
+
+        Returns
+        -------
+        tuple
+            ``[batch, k * hop]`` output samples (those of
+            :meth:`forward_causal`) and the new state.
+        """
+        if chunk.shape[-1] % self.hop_length:
+            raise ValueError(
+                "forward_step needs a whole number of hops "
+                f"({self.hop_length} samples), got {chunk.shape[-1]}"
+            )
+        full = torch.cat([state["input"], chunk], dim=-1)
+        frames = full.unfold(-1, self.n_fft, self.hop_length)
+        spectrum = torch.fft.rfft(frames * self.window, dim=-1)
+        magnitude = (spectrum.real.pow(2) + spectrum.imag.pow(2)).sqrt()
+        log_magnitude = torch.log1p(magnitude)
+        prefix = "generator."
+        mask, generator = self.generator.forward_step(
+            log_magnitude,
+            {k[len(prefix) :]: v for k, v in state.items() if k[:10] == prefix},
+        )
+        enhanced = torch.expm1(mask.clamp(min=self.mask_floor) * log_magnitude)
+        gain = enhanced / magnitude.clamp(min=1e-12)
+        out = torch.fft.irfft(spectrum * gain, n=self.n_fft, dim=-1)
+        k = out.shape[1]
+        signal = F.fold(
+            (out * self.window).transpose(1, 2),
+            output_size=(1, (k + 1) * self.hop_length),
+            kernel_size=(1, self.n_fft),
+            stride=(1, self.hop_length),
+        )[:, 0, 0]
+        signal = signal + F.pad(state["tail"], (0, k * self.hop_length))
+        ready = signal[..., : k * self.hop_length] / self.envelope.repeat(k)
+        new = {
+            "input": full[..., full.shape[-1] - state["input"].shape[-1] :],
+            "tail": signal[..., k * self.hop_length :],
+            **{prefix + name: value for name, value in generator.items()},
+        }
+        return ready, new
+
+    def forward_causal(self, noisy):
+        """The streamed output: causal, :attr:`delay_samples` behind.
+
+        Sample ``n`` is :meth:`forward`'s sample ``n - hop`` (of the input
+        followed by a hop of zeros; exactly when the input is a whole
+        number of hops long, otherwise all but the last partial hop,
+        which ``torch.istft`` normalises by fewer frames).
+
+        Arguments
+        ---------
+        noisy : torch.Tensor
+            ``[batch, time]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, time]``.
+        """
+        length = noisy.shape[-1]
+        padded = F.pad(noisy, (0, -length % self.hop_length))
+        out, _ = self.forward_step(padded, self.init_state(noisy.shape[0]))
+        return out[..., :length]
+
+    def latency_ms(self, sample_rate=16000):
+        """Algorithmic latency: a hop of buffering plus a hop of delay.
+
+        Arguments
+        ---------
+        sample_rate : int
+            Rate in Hz.
+
+        Returns
+        -------
+        float
+            ``1000 * n_fft / sample_rate``.
+        """
+        return 1000.0 * (self.hop_length + self.delay_samples) / sample_rate
