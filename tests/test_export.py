@@ -125,6 +125,8 @@ def test_model_card_reports_size_cost_and_test_metrics(run, exported):
     assert "Validation PESQ of the exported checkpoint: 1." in card
     assert "train_teacher.py hparams/manner_baseline.yaml" in card
     assert "KDEnhancement.from_hparams(" in card
+    assert 'pymodule_file="custom_interface.py"' in card
+    assert 'classname="KDEnhancement"' in card and "foreign_class(" in card
     assert "park2022manner" in card and "shin2022mvat" not in card
     # the snippet loads the repo id; no path of the exporting machine
     assert 'source="speechbrain-kd/manner-tiny"' in card
@@ -272,27 +274,42 @@ def test_official_manner_checkpoint_exports_and_enhances_as_official(
     assert error.item() < 1e-6
 
 
-def test_stock_waveform_enhancement_returns_the_whole_batch(
+def test_stock_waveform_enhancement_refuses_or_returns_the_whole_batch(
     exported, tmp_path, monkeypatch
 ):
+    import sys
+
     from speechbrain.inference.enhancement import WaveformEnhancement
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    stock = WaveformEnhancement.from_hparams(
-        source=str(exported), savedir=str(tmp_path / "stock")
-    )
-    ours = KDEnhancement.from_hparams(
-        source=str(exported), savedir=str(tmp_path / "ours")
-    )
-    noisy = 0.1 * torch.randn(
-        2, 16000, generator=torch.Generator().manual_seed(3)
-    )
-    batch = stock.enhance_batch(noisy)
-    assert batch.shape == (2, 16000)  # before: one item for a batch of two
-    torch.testing.assert_close(batch, ours.enhance_batch(noisy))
-    written = tmp_path / "enhanced.wav"
-    single = stock.enhance_file(
-        str(exported / "example.wav"), output_filename=str(written)
-    )
-    assert written.is_file() and single.dim() == 1
-    assert ours.model is ours.mods["enhance_model"].model
+    # hyperparams.yaml names custom_interface.MANNER: without the folder's
+    # custom_interface.py importable, SpeechBrain refuses (never a silent
+    # wrong result).
+    with pytest.raises(ImportError, match="custom_interface.MANNER"):
+        WaveformEnhancement.from_hparams(
+            source=str(exported), savedir=str(tmp_path / "refused")
+        )
+    monkeypatch.syspath_prepend(str(exported))
+    try:
+        stock = WaveformEnhancement.from_hparams(
+            source=str(exported), savedir=str(tmp_path / "stock")
+        )
+        ours = KDEnhancement.from_hparams(
+            source=str(exported), savedir=str(tmp_path / "ours")
+        )
+        noisy = 0.1 * torch.randn(
+            2, 16000, generator=torch.Generator().manual_seed(3)
+        )
+        batch = stock.enhance_batch(noisy)
+        assert batch.shape == (2, 16000)  # before: one item for two
+        torch.testing.assert_close(batch, ours.enhance_batch(noisy))
+        written = tmp_path / "enhanced.wav"
+        single = stock.enhance_file(
+            str(exported / "example.wav"), output_filename=str(written)
+        )
+        assert written.is_file() and single.dim() == 1
+        assert type(stock.mods.enhance_model).__module__ == "custom_interface"
+        assert ours.model is ours.mods["enhance_model"].model
+        assert type(ours.model) is MANNER  # the package's own class
+    finally:
+        sys.modules.pop("custom_interface", None)

@@ -58,6 +58,7 @@ def test_inference_interface_imports_no_training_code():
         "speechbrain_kd.hyperyaml",
         "speechbrain_kd.pretrained",
         "speechbrain_kd.pretrained.adapters",
+        "speechbrain_kd.pretrained.bundle",
         "speechbrain_kd.pretrained.card",
         "speechbrain_kd.pretrained.checkpoints",
         "speechbrain_kd.pretrained.chunking",

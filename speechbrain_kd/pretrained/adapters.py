@@ -25,6 +25,11 @@ class PairOutput(nn.Module):
     (torch.Size([2, 5]), None)
     """
 
+    #: Marks the adapter for :func:`unwrap` (by attribute, not by class:
+    #: SpeechBrain's ``foreign_class`` imports ``custom_interface.py``
+    #: twice, so its ``PairOutput`` is two classes).
+    wraps_enhancement_model = True
+
     def __init__(self, model):
         super().__init__()
         self.model = model
@@ -66,4 +71,8 @@ def unwrap(module):
     >>> unwrap(PairOutput(inner)) is inner, unwrap(inner) is inner
     (True, True)
     """
-    return module.model if isinstance(module, PairOutput) else module
+    return (
+        module.model
+        if getattr(module, "wraps_enhancement_model", False)
+        else module
+    )

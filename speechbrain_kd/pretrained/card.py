@@ -321,8 +321,25 @@ def model_card(
         "",
         "## Usage",
         "",
-        "Needs `speechbrain-kd` installed (it provides the interface "
-        "class and the model code).",
+        "With SpeechBrain only (`pip install speechbrain`): "
+        "`custom_interface.py` holds the interface and the model code.",
+        "",
+        "```python",
+        "from speechbrain.inference.interfaces import foreign_class",
+        "",
+        "enhancer = foreign_class(",
+        f'    source="{repo_id}",',
+        '    pymodule_file="custom_interface.py",',
+        '    classname="KDEnhancement",',
+        f'    savedir="pretrained_models/{name}",',
+        ")",
+        "enhanced = enhancer.enhance_file(",
+        f'    "{EXAMPLE_INPUT_FILE}", output_filename="enhanced.wav"',
+        ")",
+        "```",
+        "",
+        "With `speechbrain-kd` installed, its own classes are used "
+        "(any number of models in one process):",
         "",
         "```python",
         f"from {INTERFACE_CONFIG['interface_module']} import KDEnhancement",
@@ -330,16 +347,13 @@ def model_card(
         "enhancer = KDEnhancement.from_hparams(",
         f'    source="{repo_id}", savedir="pretrained_models/{name}"',
         ")",
-        "enhanced = enhancer.enhance_file(",
-        f'    "{EXAMPLE_INPUT_FILE}", output_filename="enhanced.wav"',
-        ")",
         "```",
         "",
-        "`source` is this HuggingFace repository id (or a local copy of "
-        "the folder, which works offline). `config.json` names the "
-        "interface class "
-        "(`KDEnhancement` in "
-        f"`{INTERFACE_CONFIG['interface_module']}`).",
+        "SpeechBrain's stock `WaveformEnhancement` loads it too "
+        "(`WaveformEnhancement.from_hparams(source=..., "
+        'pymodule_file="custom_interface.py")`). `source` is this '
+        "HuggingFace repository id (or a local copy of the folder, which "
+        "works offline).",
         "",
         "## Example",
         "",

@@ -68,7 +68,7 @@ EXPORTED_FILES = (
 MODULE_KEY = "enhance_model"
 #: ``modules: enhance_model`` wraps the model for SpeechBrain's stock
 #: interfaces (:class:`speechbrain_kd.pretrained.adapters.PairOutput`).
-ADAPTER_CLASS = "speechbrain_kd.pretrained.adapters.PairOutput"
+ADAPTER_CLASS = "custom_interface.PairOutput"
 #: ``config.json`` entries naming the interface class.
 INTERFACE_CONFIG = {
     "speechbrain_interface": "KDEnhancement",
@@ -332,8 +332,10 @@ def read_hyperparams(folder, hparams_file=HPARAMS_FILE):
     """
     from hyperpyyaml import load_hyperpyyaml
 
+    from speechbrain_kd.pretrained.bundle import package_classes_resolved
+
     path = pathlib.Path(folder) / hparams_file
-    with open(path, encoding="utf-8") as stream:
+    with open(path, encoding="utf-8") as stream, package_classes_resolved():
         return load_hyperpyyaml(stream)
 
 
@@ -379,7 +381,7 @@ def write_hyperparams(
     overlap_seconds: 1.0
     enhance_model: !new:torch.nn.Linear [4, 4]
     modules:
-        enhance_model: !new:speechbrain_kd.pretrained.adapters.PairOutput
+        enhance_model: !new:custom_interface.PairOutput
             model: !ref <enhance_model>
     pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         loadables:

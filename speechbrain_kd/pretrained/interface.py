@@ -71,6 +71,21 @@ from speechbrain_kd.pretrained.folder import (
 from speechbrain_kd.pretrained.streaming import StreamingEnhancer
 
 
+def custom_interface_resolved():
+    """A context in which the ``custom_interface.<name>`` tags of an
+    exported ``hyperparams.yaml`` are this package's classes (in the
+    folder's ``custom_interface.py``, this is a null context).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        The context.
+    """
+    from speechbrain_kd.pretrained.bundle import package_classes_resolved
+
+    return package_classes_resolved()
+
+
 class ModelLoadError(CheckpointError):
     """Raised when a pretrained model's parameters do not fit its model.
 
@@ -187,9 +202,10 @@ class KDEnhancement(Pretrained):
                     f"{problem}"
                 )
         try:
-            return super().from_hparams(
-                source=source, hparams_file=hparams_file, **kwargs
-            )
+            with custom_interface_resolved():
+                return super().from_hparams(
+                    source=source, hparams_file=hparams_file, **kwargs
+                )
         except pickle.UnpicklingError as error:
             path = pathlib.Path(kwargs.get("savedir") or source) / MODEL_FILE
             raise ModelLoadError(
