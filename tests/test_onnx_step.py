@@ -2,18 +2,19 @@
 random piece sizes equals the PyTorch output within 1e-4."""
 
 import json
+import pathlib
 import random
 
 import numpy as np
 import pytest
 import torch
+from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_kd.lobes.full_band import FullBandNet
 from speechbrain_kd.lobes.metricgan import (
     MetricGANGenerator,
     SpectralMaskEnhancer,
 )
-from speechbrain_kd.lobes.rt_senet import RTSENet
 from speechbrain_kd.pretrained.onnx_step import (
     STATE_FILE,
     OnnxStreamer,
@@ -22,8 +23,20 @@ from speechbrain_kd.pretrained.onnx_step import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def preset(name):
+    """A model preset of ``hparams/models`` (random weights)."""
+    with open(REPO / "hparams" / "models" / f"{name}.yaml") as stream:
+        return load_hyperpyyaml(stream)["model"]
+
+
 MODELS = {
-    "rt_senet": lambda: RTSENet(channels=6, depth=2, attention_layers=[1]),
+    **{
+        size: (lambda size=size: preset(size))
+        for size in ("rt_senet_s", "rt_senet_m", "rt_senet_l")
+    },
     "full_band": lambda: FullBandNet(channels=(8, 8), hidden=16),
     "metricgan_causal": lambda: SpectralMaskEnhancer(
         MetricGANGenerator(bidirectional=False, hidden_size=16, linear_size=24)
