@@ -1,0 +1,223 @@
+"""Training curves of a recipe run, read from its ``train_log.txt``.
+
+SpeechBrain's ``FileTrainLogger`` writes one line per epoch::
+
+    epoch: 2, lr: 1.00e-03 - train loss: 1.2, train loss_kd: 0.3 - valid pesq: 1.9
+
+:func:`read_train_log` turns those lines into per-epoch series (the last
+line of an epoch wins: a resumed run repeats none, a re-run epoch is
+replaced); :func:`plot_training_curves` draws every series (train and
+valid of one quantity on one panel) into a PNG with matplotlib.
+"""
+
+import math
+import pathlib
+import re
+
+#: Keys of the log that count items rather than measure the model.
+COUNT_KEYS = ("n_items", "n_failed")
+LOG_FILE = "train_log.txt"
+_EPOCH_LINE = re.compile(r"^epoch: (\d+)")
+_ENTRY = re.compile(r"^(?:(\w+) )?([^\s:]+): (\S+)$")
+
+
+def _number(text, path, line_number):
+    """A logged value as a float (``nan`` and ``inf`` included)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"{path}:{line_number}: cannot read {text!r} as a number"
+        ) from None
+
+
+def read_train_log(path):
+    """Per-epoch series of a SpeechBrain ``train_log.txt``.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        The log, or a run folder holding ``train_log.txt``.
+
+    Returns
+    -------
+    dict
+        ``{"train": {key: {epoch: value}}, "valid": {...}, "epoch": {...}}``
+        (``epoch`` holds the epoch line's own entries, e.g. ``lr``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such log.
+    ValueError
+        The log holds no epoch line, or a value is not a number (the
+        message names the file and line).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "train_log.txt"
+    >>> _ = log.write_text(
+    ...     "epoch: 1, lr: 1.00e-03 - train loss: 2.0 - valid pesq: 1.5\\n"
+    ...     "epoch: 2, lr: 5.00e-04 - train loss: 1.0 - valid pesq: nan\\n"
+    ...     "Epoch loaded: 2 - test pesq: 1.6\\n"
+    ... )
+    >>> series = read_train_log(log)
+    >>> series["train"]["loss"], series["epoch"]["lr"]
+    ({1: 2.0, 2: 1.0}, {1: 0.001, 2: 0.0005})
+    >>> series["valid"]["pesq"][1]
+    1.5
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / LOG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no training log {path} (a recipe run writes {LOG_FILE} in "
+            "its output folder)"
+        )
+    series = {"epoch": {}, "train": {}, "valid": {}}
+    for line_number, line in enumerate(
+        path.read_text(encoding="utf-8").splitlines(), start=1
+    ):
+        match = _EPOCH_LINE.match(line)
+        if match is None:
+            continue
+        epoch = int(match.group(1))
+        for part_index, part in enumerate(line.split(" - ")):
+            for entry in part.split(", "):
+                found = _ENTRY.match(entry.strip())
+                if found is None:
+                    continue
+                stage, key, value = found.groups()
+                if part_index == 0:
+                    stage = "epoch"
+                if key == "epoch" or stage not in series:
+                    continue
+                value = _number(value, path, line_number)
+                series[stage].setdefault(key, {})[epoch] = value
+    if not any(series["train"].values()) and not series["valid"]:
+        raise ValueError(f"{path} holds no epoch line ('epoch: N - ...')")
+    return series
+
+
+def curve_panels(series, skip=COUNT_KEYS):
+    """The panels to draw: one per quantity, its train and valid series.
+
+    Arguments
+    ---------
+    series : dict
+        Output of :func:`read_train_log`.
+    skip : tuple of str
+        Keys not drawn (item counts).
+
+    Returns
+    -------
+    list of tuple
+        ``(quantity, {stage: {epoch: value}})``, losses first.
+
+    Example
+    -------
+    >>> series = {
+    ...     "epoch": {"lr": {1: 0.1}},
+    ...     "train": {"loss": {1: 2.0}},
+    ...     "valid": {"loss": {1: 3.0}, "pesq": {1: 1.5}, "n_items": {1: 4}},
+    ... }
+    >>> [name for name, _ in curve_panels(series)]
+    ['loss', 'pesq', 'lr']
+    """
+    names = []
+    for stage in ("train", "valid", "epoch"):
+        names += [k for k in series.get(stage, {}) if k not in names]
+    # MetricGAN-OKD logs one series per generator: "n_items[pesq]".
+    names = [n for n in names if n.split("[")[0] not in skip]
+    losses = [n for n in names if n.startswith("loss")]
+    others = [n for n in names if not n.startswith("loss")]
+    return [
+        (
+            name,
+            {
+                stage: series[stage][name]
+                for stage in ("train", "valid", "epoch")
+                if name in series.get(stage, {})
+            },
+        )
+        for name in losses + others
+    ]
+
+
+def plot_training_curves(run, output=None, title=None):
+    """Draws every logged series of a run into a PNG.
+
+    Arguments
+    ---------
+    run : str or pathlib.Path
+        A run folder (with ``train_log.txt``) or the log itself.
+    output : str or pathlib.Path, optional
+        The PNG (default: ``training_curves.png`` beside the log).
+    title : str, optional
+        Figure title (default: the run folder's name).
+
+    Returns
+    -------
+    pathlib.Path
+        The written PNG.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "train_log.txt").write_text(
+    ...     "epoch: 1 - train loss: 2.0 - valid loss: 2.5, valid pesq: 1.2\\n"
+    ...     "epoch: 2 - train loss: 1.0 - valid loss: 2.0, valid pesq: 1.4\\n"
+    ... )
+    >>> plot_training_curves(folder).name
+    'training_curves.png'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    run = pathlib.Path(run)
+    log = run / LOG_FILE if run.is_dir() else run
+    panels = curve_panels(read_train_log(log))
+    output = (
+        pathlib.Path(output) if output else log.parent / "training_curves.png"
+    )
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(4.2 * columns, 2.8 * rows + 0.4),
+        squeeze=False,
+        layout="constrained",
+    )
+    colours = {"train": "tab:blue", "valid": "tab:orange", "epoch": "tab:green"}
+    for axis, (name, stages) in zip(axes.flat, panels, strict=False):
+        for stage, values in stages.items():
+            epochs = sorted(values)
+            axis.plot(
+                epochs,
+                [values[e] for e in epochs],
+                marker="o",
+                markersize=3,
+                color=colours[stage],
+                label=stage,
+            )
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel("epoch", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+        if len(stages) > 1:
+            axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    figure.suptitle(title or f"{log.parent.parent.name}/{log.parent.name}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output
