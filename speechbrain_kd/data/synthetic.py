@@ -38,7 +38,10 @@ Signal model of the clean speech (all numpy, one seeded
   syllables: fricatives (/s/, /sh/, /f/-like bands) and short plosive
   releases.
 
-The clean utterance is scaled to an overall level of about -25 dBFS. A noise
+A pink noise floor 35 dB below the speech (VoiceBank's clean files have
+one about 30 dB below) stands for the recording room and microphone, as
+in real clean speech; the clean utterance is then scaled to an overall
+level of about -25 dBFS. A noise
 of one of four kinds is added at a Valentini SNR (train 15/10/5/0 dB, test
 17.5/12.5/7.5/2.5 dB, computed over the whole utterance from the clean and
 noise powers):
@@ -112,6 +115,9 @@ _HARMONIC_LIMIT_HZ = 7000.0
 _DURATION_RANGE_S = (1.2, 1.8)
 _SILENCE_RANGE_S = (0.1, 0.2)
 _LEVEL_RANGE_DBFS = (-27.0, -23.0)
+#: Pink noise floor of the clean recordings, in dB below the speech RMS
+#: (VoiceBank's clean test files: about 30 dB in their quietest frames).
+_FLOOR_DB = -35.0
 _PEAK_LIMIT = 0.9
 _MARKER = ".mini_valentini.json"
 
@@ -568,6 +574,11 @@ def _clean_utterance(rng, voice, sample_rate):
     lead = rng.uniform(*_SILENCE_RANGE_S)
     trail = rng.uniform(*_SILENCE_RANGE_S)
     speech = _speech_like(rng, voice, n_samples, sample_rate, lead, trail)
+    speech /= _rms(speech)
+    # A recording's noise floor: without one, the silences are digital
+    # zeros and the LPC fits of the composite measures (LLR) break down.
+    floor = _coloured_noise(rng, n_samples, sample_rate, alpha=1.0)
+    speech += floor * 10.0 ** (_FLOOR_DB / 20.0) / _rms(floor)
     level = 10.0 ** (rng.uniform(*_LEVEL_RANGE_DBFS) / 20.0)
     return speech * level / _rms(speech)
 
@@ -593,9 +604,11 @@ def _scale_to_snr(clean, noise, snr_db):
     return noise * np.sqrt(clean_power / (noise_power * 10 ** (snr_db / 10)))
 
 
-def _coloured_noise(rng, n_samples, sample_rate):
-    """Gaussian noise with a 1/f^alpha power spectrum, alpha in [1, 2]."""
-    alpha = rng.uniform(1.0, 2.0)
+def _coloured_noise(rng, n_samples, sample_rate, alpha=None):
+    """Gaussian noise with a 1/f^alpha power spectrum (alpha drawn in
+    [1, 2] unless given)."""
+    if alpha is None:
+        alpha = rng.uniform(1.0, 2.0)
     spectrum = np.fft.rfft(rng.standard_normal(n_samples))
     freqs = np.fft.rfftfreq(n_samples, 1.0 / sample_rate)
     spectrum *= np.maximum(freqs, 40.0) ** (-alpha / 2.0)
