@@ -4,40 +4,47 @@ The product's main job, shrunk to run in minutes on two CPU cores:
 
 1. generate the embedded speech-like dataset in the official
    VoiceBank-DEMAND layout and prepare it exactly as the real dataset;
-2. train a small MANNER teacher with ``recipes/Valentini/train_teacher.py``;
+2. evaluate the demo teacher: a MANNER (18 base channels) trained by
+   :func:`train_demo_teacher` (``speechbrain-kd demo --train-teacher``) on
+   25 times more embedded data than the students get, committed as an
+   exported model folder (:data:`DEMO_TEACHER`);
 3. distil a MANNER-S-1.5GF student from it with MV-AT + output KD
    (``recipes/Valentini/train_mvat.py hparams/mvat.yaml``);
-4. train the same student without KD (``hparams/manner_baseline.yaml``);
+4. train the same student without KD (``hparams/manner_baseline.yaml``),
+   same epochs and seed;
 5. print params, MACs per second of audio and the test metrics of the
-   three models (and of the unprocessed noisy input).
+   three models and of the noisy input, and draw ``demo.png``.
 
 The recipes and yaml files are the real ones; the demo only overrides
-sizes and lengths (:data:`DEMO_SETTINGS`): a teacher of 24 base channels
-(4.0 M parameters instead of MANNER-B's 24.1 M), fewer epochs, and a few
-dozen short utterances. Its numbers show the pipeline working end to end;
-they are not the paper's results, which need the real dataset and a GPU.
+sizes and lengths (:data:`DEMO_SETTINGS`).
 """
 
 import json
 import logging
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+#: The committed demo teacher (an exported model folder).
+DEMO_TEACHER = REPO_ROOT / "recipes" / "Valentini" / "demo_teacher"
 
 #: What the demo changes in the recipes, and why (two CPU cores, minutes).
 DEMO_SETTINGS = {
     "n_train": 24,  # pairs (16 train, 8 validation speakers p282/p287)
     "n_test": 8,
+    # The teacher's data: the same generator and seed, so the students'
+    # 24 pairs are among its 600 (400 train, 200 validation).
+    "teacher_data": {"n_train": 600, "n_test": 8},
     "teacher": [
-        "--channels=24",  # MANNER-B has 60
+        "--channels=18",  # MANNER-B has 60
         "--depth=4",
         "--attention_layers=[0, 1, 2, 3]",
-        "--number_of_epochs=16",
     ],
-    "student": ["--number_of_epochs=16"],  # MANNER-S-1.5GF as in the paper
+    "teacher_training": ["--number_of_epochs=6"],
+    "student": ["--number_of_epochs=30"],  # MANNER-S-1.5GF as in the paper
     "common": ["--batch_size=4", "--metric_jobs=1", "--num_workers=0"],
 }
 
@@ -305,22 +312,95 @@ def format_results(rows):
     return "\n".join(lines)
 
 
-def run_demo(output_folder="results/demo", seed=0):
-    """Runs the whole demo and prints the three-row results table.
+def enhance_test_set(model_folder, test_manifest, output_dir):
+    """Enhances every test file with an exported model folder.
+
+    Arguments
+    ---------
+    model_folder : pathlib.Path
+        An exported model folder (``KDEnhancement``).
+    test_manifest : pathlib.Path
+        The prepared ``test.json``.
+    output_dir : pathlib.Path
+        Where ``<id>.wav`` files are written.
+
+    Returns
+    -------
+    pathlib.Path
+        ``output_dir``.
+    """
+    from speechbrain_kd.pretrained import KDEnhancement
+
+    enhancer = KDEnhancement.from_hparams(
+        source=str(model_folder),
+        savedir=str(output_dir.parent / "pretrained"),
+        run_opts={"device": "cpu"},
+    )
+    entries = json.loads(pathlib.Path(test_manifest).read_text())
+    for uid, entry in entries.items():
+        enhancer.enhance_file(entry["noisy_wav"], output_dir / f"{uid}.wav")
+    return output_dir
+
+
+def folder_scores(test_manifest, enhanced_dir):
+    """Metrics of the files ``<id>.wav`` of a folder against the clean ones.
+
+    Arguments
+    ---------
+    test_manifest : pathlib.Path
+        The prepared ``test.json``.
+    enhanced_dir : pathlib.Path
+        Folder of enhanced files named by utterance id.
+
+    Returns
+    -------
+    dict
+        Mean of each metric over the test files.
+    """
+    from speechbrain_kd.audio import read_audio
+    from speechbrain_kd.metrics import evaluate_pairs, summarize_scores
+
+    entries = json.loads(pathlib.Path(test_manifest).read_text())
+    pairs = [
+        (
+            read_audio(e["clean_wav"]).double().numpy(),
+            read_audio(enhanced_dir / f"{uid}.wav").double().numpy(),
+        )
+        for uid, e in entries.items()
+    ]
+    return summarize_scores(evaluate_pairs(pairs, progress=False))
+
+
+def run_demo(output_folder="results/demo", seed=0, seed_spread=False):
+    """Runs the whole demo, prints its table and draws ``demo.png``.
 
     Arguments
     ---------
     output_folder : str or pathlib.Path
-        Where the data, the three training runs and ``results.json`` go.
+        Where the data, the two training runs, ``results.json`` and
+        ``demo.png`` go.
     seed : int
         Seed of the embedded dataset.
+    seed_spread : bool
+        Also train the no-KD student with the next recipe seed and print
+        the spread of its scores between the two seeds.
 
     Returns
     -------
     list of (str, dict)
         The rows of the table.
+
+    Raises
+    ------
+    FileNotFoundError
+        The demo teacher folder is missing.
     """
     start = time.time()
+    if not (DEMO_TEACHER / "enhance_model.ckpt").is_file():
+        raise FileNotFoundError(
+            f"the demo teacher {DEMO_TEACHER} is missing; rebuild it with "
+            "`speechbrain-kd demo --train-teacher` (about 40 min on 2 cores)"
+        )
     output_folder = pathlib.Path(output_folder).resolve()
     data = prepare_data(
         output_folder,
@@ -328,27 +408,20 @@ def run_demo(output_folder="results/demo", seed=0):
         n_train=DEMO_SETTINGS["n_train"],
         n_test=DEMO_SETTINGS["n_test"],
     )
+    test_manifest = data["manifests"]["test"]
     runs = {
-        "teacher": output_folder / "teacher",
         "mvat": output_folder / "student_mvat",
         "baseline": output_folder / "student_baseline",
     }
-    teacher = DEMO_SETTINGS["teacher"]
-    run_recipe(
-        "train_teacher.py",
-        "manner_teacher.yaml",
-        runs["teacher"],
-        data,
-        teacher,
-    )
+    teacher_args = DEMO_SETTINGS["teacher"]
     run_recipe(
         "train_mvat.py",
         "mvat.yaml",
         runs["mvat"],
         data,
         [
-            f"--teacher_source={runs['teacher']}",
-            *(arg.replace("--", "--teacher_", 1) for arg in teacher[:3]),
+            f"--teacher_source={DEMO_TEACHER}",
+            *(arg.replace("--", "--teacher_", 1) for arg in teacher_args),
             *DEMO_SETTINGS["student"],
         ],
     )
@@ -359,12 +432,34 @@ def run_demo(output_folder="results/demo", seed=0):
         data,
         DEMO_SETTINGS["student"],
     )
+    if seed_spread:
+        runs["baseline_seed"] = output_folder / "student_baseline_seed101"
+        run_recipe(
+            "train_teacher.py",
+            "manner_baseline.yaml",
+            runs["baseline_seed"],
+            data,
+            [*DEMO_SETTINGS["student"], "--seed=101"],
+        )
+    print("\nEnhancing the test set with the demo teacher")
+    teacher_dir = enhance_test_set(
+        DEMO_TEACHER, test_manifest, output_folder / "teacher" / "enhanced"
+    )
     placeholder = f"data_folder: {data['data_folder']}"
-    rows = [("noisy input", noisy_scores(data["manifests"]["test"]))]
+    teacher_costs = model_costs(
+        DEMO_TEACHER / "hyperparams.yaml", "", "enhance_model"
+    )
+    rows = [
+        ("noisy input", noisy_scores(test_manifest)),
+        (
+            "teacher (MANNER, N=18)",
+            {**folder_scores(test_manifest, teacher_dir), **teacher_costs},
+        ),
+    ]
     names = {
-        "teacher": "teacher (MANNER, N=24)",
         "mvat": "student MV-AT + KD",
         "baseline": "student, no KD",
+        "baseline_seed": "student, no KD, seed 101",
     }
     for key, folder in runs.items():
         summary = json.loads((folder / "test_summary.json").read_text())
@@ -372,9 +467,101 @@ def run_demo(output_folder="results/demo", seed=0):
         rows.append((names[key], {**summary, **costs}))
     print(f"\nTest set: {DEMO_SETTINGS['n_test']} embedded utterances")
     print(format_results(rows))
+    if seed_spread:
+        scores = dict(rows)
+        spread = {
+            m: abs(
+                scores[names["baseline"]][m] - scores[names["baseline_seed"]][m]
+            )
+            for m in ("pesq", "stoi")
+        }
+        print(
+            "Seed spread of the no-KD student (seeds 100 and 101): "
+            + ", ".join(f"{m.upper()} {v:.3f}" for m, v in spread.items())
+        )
+    figure = draw_demo_figure(output_folder, data, runs, teacher_dir)
     minutes = (time.time() - start) / 60
-    print(f"\nDemo finished in {minutes:.1f} min; outputs in {output_folder}")
+    print(f"\nFigure: {figure}")
+    print(f"Demo finished in {minutes:.1f} min; outputs in {output_folder}")
     (output_folder / "results.json").write_text(
         json.dumps(dict(rows), indent=2, default=float)
     )
     return rows
+
+
+def draw_demo_figure(output_folder, data, runs, teacher_dir):
+    """Draws ``demo.png``: spectrograms of the first test utterance and the
+    validation PESQ per epoch of the teacher and the students.
+
+    Arguments
+    ---------
+    output_folder : pathlib.Path
+        The demo's output folder.
+    data : dict
+        Output of :func:`prepare_data`.
+    runs : dict
+        ``{"mvat": folder, "baseline": folder, ...}`` of the student runs.
+    teacher_dir : pathlib.Path
+        The teacher's enhanced test files.
+
+    Returns
+    -------
+    pathlib.Path
+        The PNG.
+    """
+    from speechbrain_kd.plotting import plot_demo
+
+    entries = json.loads(pathlib.Path(data["manifests"]["test"]).read_text())
+    uid, entry = sorted(entries.items())[0]
+    files = [
+        (f"clean ({uid})", entry["clean_wav"]),
+        ("noisy", entry["noisy_wav"]),
+        ("teacher", teacher_dir / f"{uid}.wav"),
+        ("student MV-AT + KD", runs["mvat"] / "enhanced" / f"{uid}.wav"),
+        ("student, no KD", runs["baseline"] / "enhanced" / f"{uid}.wav"),
+    ]
+    curves = [
+        ("teacher (400 utterances per epoch)", DEMO_TEACHER / "train_log.txt"),
+        ("student MV-AT + KD", runs["mvat"]),
+        ("student, no KD", runs["baseline"]),
+    ]
+    return plot_demo(files, curves, output_folder / "demo.png")
+
+
+def train_demo_teacher(work_folder="results/demo_teacher", seed=0):
+    """Trains the demo teacher and exports it to :data:`DEMO_TEACHER`.
+
+    The embedded dataset of ``DEMO_SETTINGS["teacher_data"]`` (same seed
+    as the demo: its pairs include the students' ones), then
+    ``train_teacher.py hparams/manner_teacher.yaml`` with
+    ``DEMO_SETTINGS["teacher"]`` and ``["teacher_training"]``, then
+    ``speechbrain-kd export`` of the best checkpoint; the run's
+    ``train_log.txt`` is copied beside it.
+
+    Arguments
+    ---------
+    work_folder : str or pathlib.Path
+        Where the teacher's data and training run go.
+    seed : int
+        Seed of the embedded dataset.
+
+    Returns
+    -------
+    pathlib.Path
+        :data:`DEMO_TEACHER`.
+    """
+    from speechbrain_kd.pretrained import export_model
+
+    work_folder = pathlib.Path(work_folder).resolve()
+    data = prepare_data(work_folder, seed=seed, **DEMO_SETTINGS["teacher_data"])
+    run = work_folder / "teacher"
+    run_recipe(
+        "train_teacher.py",
+        "manner_teacher.yaml",
+        run,
+        data,
+        [*DEMO_SETTINGS["teacher"], *DEMO_SETTINGS["teacher_training"]],
+    )
+    export_model(run / "hyperparams.yaml", run, DEMO_TEACHER, force=True)
+    shutil.copy(run / "train_log.txt", DEMO_TEACHER / "train_log.txt")
+    return DEMO_TEACHER

@@ -221,3 +221,93 @@ def plot_training_curves(run, output=None, title=None):
     figure.savefig(output, dpi=100)
     plt.close(figure)
     return output
+
+
+def plot_demo(spectrogram_files, curves, output, sample_rate=16000):
+    """The demo's figure: spectrograms of one utterance and validation
+    PESQ per epoch of the runs.
+
+    Arguments
+    ---------
+    spectrogram_files : list of tuple
+        ``(label, audio file)`` drawn left to right (e.g. clean, noisy,
+        teacher, students), on one colour scale.
+    curves : list of tuple
+        ``(label, run folder or train_log.txt)`` whose ``valid pesq`` is
+        drawn per epoch.
+    output : str or pathlib.Path
+        The PNG.
+    sample_rate : int
+        Rate the files are read at.
+
+    Returns
+    -------
+    pathlib.Path
+        The written PNG.
+
+    Example
+    -------
+    >>> import tempfile, torch
+    >>> from speechbrain_kd.audio import write_wav
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_wav(folder / "a.wav", 0.1 * torch.randn(8000), 16000)
+    >>> _ = (folder / "train_log.txt").write_text(
+    ...     "epoch: 1 - valid pesq: 1.2\\nepoch: 2 - valid pesq: 1.4\\n"
+    ... )
+    >>> plot_demo(
+    ...     [("a", folder / "a.wav")], [("run", folder)], folder / "d.png"
+    ... ).name
+    'd.png'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    from speechbrain_kd.audio import read_audio
+
+    count = len(spectrogram_files)
+    figure = plt.figure(figsize=(3.2 * count, 6.4), layout="constrained")
+    grid = figure.add_gridspec(2, count, height_ratios=(1.0, 0.9))
+    power = []
+    for label, path in spectrogram_files:
+        wav = read_audio(path, sample_rate).double().numpy()
+        window = np.hanning(512)
+        frames = np.lib.stride_tricks.sliding_window_view(wav, 512)[::128]
+        spectrum = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+        power.append((label, 10 * np.log10(spectrum.T + 1e-10)))
+    top = max(p.max() for _, p in power)
+    for index, (label, db) in enumerate(power):
+        axis = figure.add_subplot(grid[0, index])
+        seconds = db.shape[1] * 128 / sample_rate
+        axis.imshow(
+            db,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=top - 80,
+            vmax=top,
+            extent=(0, seconds, 0, sample_rate / 2000),
+        )
+        axis.set_title(label, fontsize=10)
+        axis.set_xlabel("time (s)", fontsize=8)
+        if index == 0:
+            axis.set_ylabel("frequency (kHz)", fontsize=8)
+        axis.tick_params(labelsize=7)
+    axis = figure.add_subplot(grid[1, :])
+    for label, run in curves:
+        pesq = read_train_log(run)["valid"].get("pesq", {})
+        epochs = sorted(pesq)
+        axis.plot(epochs, [pesq[e] for e in epochs], marker="o", label=label)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("epoch", fontsize=9)
+    axis.set_ylabel("validation PESQ", fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    output = pathlib.Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output

@@ -253,6 +253,7 @@ RECIPE_MODULES = {
 SLOW_TESTS = {
     "tests/test_bundle.py::test_every_lobe_bundles_with_the_interface",
     "tests/test_bundle.py::test_foreign_class_loads_the_folder_without_the_package",
+    "tests/test_bundle.py::test_the_generated_file_passes_speechbrains_checks",
     "tests/test_repeated_runs.py::test_seeds_run_two_tiny_seeds_skips_finished_and_resumes",
     "tests/test_repeated_runs.py::test_compare_averages_seeds_then_pairs_utterances",
     "tests/test_latent.py::test_projection_trains_and_resumes_with_the_checkpoint",

@@ -2,11 +2,14 @@
 file that SpeechBrain alone loads (``foreign_class``), tested in a process
 where ``speechbrain_kd`` cannot be imported."""
 
+import contextlib
 import importlib
 import inspect
+import io
 import json
 import pathlib
 import pkgutil
+import shutil
 import subprocess
 import sys
 
@@ -214,3 +217,33 @@ print("loaded", sorted(m for m in sys.modules if m.split(".")[0] == "speechbrain
     np.testing.assert_allclose(
         np.load(tmp_path / "stream.npy"), expected[0], atol=1e-5
     )
+
+
+def test_the_generated_file_passes_speechbrains_checks(
+    rt_senet_folder, upstream, tmp_path
+):
+    """SpeechBrain's ruff settings (lint and format) and its docstring
+    check, as on a recipe it accepts."""
+    checked = tmp_path / "checked"
+    checked.mkdir()
+    shutil.copy(rt_senet_folder / "custom_interface.py", checked)
+    config = tmp_path / "pyproject.toml"
+    config.write_text(
+        (upstream / "speechbrain_ruff_config.toml")
+        .read_text()
+        .replace('target-version = "py38"', 'target-version = "py311"')
+    )
+    ruff = pathlib.Path(sys.executable).parent / "ruff"
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [str(ruff), *command, "--config", str(config), str(checked)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+    sys.path.insert(0, str(upstream))
+    import check_docstrings
+
+    with contextlib.redirect_stdout(io.StringIO()) as report:
+        ok = check_docstrings.check_docstrings(str(checked), [str(checked)])
+    assert ok, report.getvalue()[-3000:]

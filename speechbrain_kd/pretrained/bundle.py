@@ -41,6 +41,10 @@ STAND_IN_MODULES = (
     "speechbrain_kd.pretrained.interface",
 )
 TAG_KINDS = ("!new:", "!name:", "!apply:")
+DEFAULT_DOCSTRING = (
+    "Interface and model code gathered from the speechbrain_kd package "
+    "(do not edit)."
+)
 
 
 class BundleError(ValueError):
@@ -313,7 +317,7 @@ class _Bundler:
             )
 
 
-def bundle_source(roots, header=""):
+def bundle_source(roots, docstring=None):
     """The text of a module holding ``roots`` and what they need.
 
     Arguments
@@ -321,13 +325,14 @@ def bundle_source(roots, header=""):
     roots : list of tuple
         ``(module, name)`` of package definitions (names re-exported by a
         package are followed to their definition).
-    header : str
-        Lines for the top of the file (a comment).
+    docstring : str, optional
+        The module docstring (default :data:`DEFAULT_DOCSTRING`).
 
     Returns
     -------
     str
-        Python source importing nothing of this package.
+        Python source importing nothing of this package, formatted as
+        ``ruff format`` and SpeechBrain's ruff settings (isort) want it.
 
     Raises
     ------
@@ -354,42 +359,93 @@ def bundle_source(roots, header=""):
     bundler = _Bundler()
     bundler.gather(roots)
     bundler.check_names()
-    plain = sorted(
-        t for t in bundler.externals.values() if t.startswith("import ")
-    )
-    froms = sorted(
-        t for t in bundler.externals.values() if t.startswith("from ")
-    )
-    parts = [header.rstrip() + "\n" if header else "", "\n".join(plain + froms)]
+    # Top-level blocks two blank lines apart, as ruff format writes them.
+    docstring = '"""' + (docstring or DEFAULT_DOCSTRING).strip() + '\n"""'
+    blocks = [docstring, _import_block(bundler.externals.values())]
     origins = {}
     for module in bundler.module_order():
         parsed = bundler.parsed(module)
-        section = [f"# {'-' * 20} from {module} {'-' * 20}"]
+        blocks.append(f"# From {module}.")
+        aliases = [
+            f"{bound} = {target}"
+            for (importer, bound), (_, target) in sorted(
+                bundler.aliases.items()
+            )
+            if importer == module
+        ]
+        blocks.append("\n".join(aliases))
         names = [n for m, n in bundler.needed if m == module]
         for node in parsed.tree.body:
             bound = [n for n in _defined_names(node) if n in names]
             if not bound:
                 continue
             if (module, bound[0]) in PACKAGE_ONLY:
-                section.append(PACKAGE_ONLY[(module, bound[0])][0])
+                blocks.append(PACKAGE_ONLY[(module, bound[0])][0])
             else:
-                section.append(parsed.source(node))
+                blocks.append(parsed.source(node))
             origins.update(dict.fromkeys(bound, module))
         for name in names:
             if (module, name) in PACKAGE_ONLY and name not in origins:
-                section.append(PACKAGE_ONLY[(module, name)][0])
+                blocks.append(PACKAGE_ONLY[(module, name)][0])
                 origins[name] = module
-        for (importer, bound), (_, target) in sorted(bundler.aliases.items()):
-            if importer == module:
-                section.insert(1, f"{bound} = {target}\n")
-        parts.append("\n\n".join(section))
-    parts.append(
+    blocks.append(
         "#: Where each definition of this file comes from.\n"
         "BUNDLED_FROM = {\n"
-        + "".join(f"    {n!r}: {m!r},\n" for n, m in sorted(origins.items()))
-        + "}\n"
+        + "".join(f'    "{n}": "{m}",\n' for n, m in sorted(origins.items()))
+        + "}"
     )
-    return "\n\n\n".join(p for p in parts if p)
+    head, imports, *rest = (b.strip("\n") for b in blocks)
+    # isort: one blank line between the imports and the comment after them.
+    body = imports + "\n\n" + "\n\n\n".join(b for b in rest if b.strip())
+    return head + "\n\n" + body + "\n"
+
+
+def _import_block(imports):
+    """Import lines in isort's order under SpeechBrain's settings: the
+    standard library, third-party packages, then SpeechBrain (its
+    first-party package); ``import x`` lines before ``from x import y``."""
+
+    def section(line):
+        """0, 1 or 2: the section of an import line."""
+        top = line.split()[1].split(".")[0]
+        if top in sys.stdlib_module_names:
+            return 0
+        return 2 if top == "speechbrain" else 1
+
+    blocks = []
+    for number in range(3):
+        lines = [t for t in imports if section(t) == number]
+        plain = sorted(t for t in lines if t.startswith("import "))
+        members = {}
+        for line in lines:
+            if line.startswith("from "):
+                _, module, _, names = line.split(" ", 3)
+                members.setdefault(module, []).append(names)
+        froms = [_from_import(m, members[m]) for m in sorted(members)]
+        if lines:
+            blocks.append("\n".join(plain + froms))
+    return "\n\n".join(blocks)
+
+
+def _from_import(module, names):
+    """One ``from module import ...`` statement, wrapped as ruff does."""
+
+    def kind(name):
+        """isort's order by type: constants, classes, then the rest."""
+        bare = name.split(" as ")[0]
+        if bare.isupper() and len(bare) > 1:
+            return 0
+        return 1 if bare[:1].isupper() else 2
+
+    names = sorted(set(names), key=lambda n: (kind(n), n))
+    line = f"from {module} import {', '.join(names)}"
+    if len(line) <= 80:
+        return line
+    return (
+        f"from {module} import (\n"
+        + "".join(f"    {n},\n" for n in names)
+        + ")"
+    )
 
 
 def bundled_node(node):
@@ -451,7 +507,7 @@ def bundled_node(node):
     return rewrite(plain_node(node)), roots
 
 
-def write_custom_interface(folder, roots, header=""):
+def write_custom_interface(folder, roots, docstring=None):
     """Writes ``custom_interface.py`` (interface, adapter and ``roots``).
 
     Arguments
@@ -461,15 +517,15 @@ def write_custom_interface(folder, roots, header=""):
     roots : list of tuple
         ``(module, name)`` of the model's package classes
         (:func:`bundled_node`).
-    header : str
-        A comment for the top of the file.
+    docstring : str, optional
+        The module docstring.
 
     Returns
     -------
     pathlib.Path
         The written file.
     """
-    text = bundle_source([INTERFACE, ADAPTER, *roots], header)
+    text = bundle_source([INTERFACE, ADAPTER, *roots], docstring)
     path = folder / BUNDLE_FILE
     path.write_text(text, encoding="utf-8")
     return path
