@@ -22,6 +22,7 @@ sizes and lengths (:data:`DEMO_SETTINGS`).
 import json
 import logging
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -226,14 +227,38 @@ def model_costs(hparams_file, overrides, key="model"):
     dict
         ``{"params": int, "macs_per_second": int}``.
     """
+    from speechbrain_kd.profiling import load_module_from_hparams
+
+    return module_costs(
+        load_module_from_hparams(hparams_file, key, overrides=overrides)
+    )
+
+
+def module_costs(model):
+    """Parameters and MACs per second of 16 kHz audio of a model.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        A waveform model.
+
+    Returns
+    -------
+    dict
+        ``{"params": int, "macs_per_second": int}``.
+
+    Example
+    -------
+    >>> import torch
+    >>> module_costs(torch.nn.Conv1d(1, 1, 3, padding=1))["params"]
+    4
+    """
     from speechbrain_kd.profiling import (
         count_macs,
         count_parameters,
-        load_module_from_hparams,
         make_example_input,
     )
 
-    model = load_module_from_hparams(hparams_file, key, overrides=overrides)
     return {
         "params": count_parameters(model)["total"],
         "macs_per_second": count_macs(model, make_example_input(model, 1.0)),
@@ -395,6 +420,8 @@ def run_demo(output_folder="results/demo", seed=0, seed_spread=False):
     FileNotFoundError
         The demo teacher folder is missing.
     """
+    from speechbrain_kd.pretrained.folder import MODULE_KEY, read_hyperparams
+
     start = time.time()
     if not (DEMO_TEACHER / "enhance_model.ckpt").is_file():
         raise FileNotFoundError(
@@ -446,9 +473,7 @@ def run_demo(output_folder="results/demo", seed=0, seed_spread=False):
         DEMO_TEACHER, test_manifest, output_folder / "teacher" / "enhanced"
     )
     placeholder = f"data_folder: {data['data_folder']}"
-    teacher_costs = model_costs(
-        DEMO_TEACHER / "hyperparams.yaml", "", "enhance_model"
-    )
+    teacher_costs = module_costs(read_hyperparams(DEMO_TEACHER)[MODULE_KEY])
     rows = [
         ("noisy input", noisy_scores(test_manifest)),
         (
@@ -521,7 +546,10 @@ def draw_demo_figure(output_folder, data, runs, teacher_dir):
         ("student, no KD", runs["baseline"] / "enhanced" / f"{uid}.wav"),
     ]
     curves = [
-        ("teacher (400 utterances per epoch)", DEMO_TEACHER / "train_log.txt"),
+        (
+            "teacher (its run: 400 train, 200 validation utterances)",
+            DEMO_TEACHER / "train_log.txt",
+        ),
         ("student MV-AT + KD", runs["mvat"]),
         ("student, no KD", runs["baseline"]),
     ]
@@ -564,4 +592,33 @@ def train_demo_teacher(work_folder="results/demo_teacher", seed=0):
     )
     export_model(run / "hyperparams.yaml", run, DEMO_TEACHER, force=True)
     shutil.copy(run / "train_log.txt", DEMO_TEACHER / "train_log.txt")
+    with open(DEMO_TEACHER / "README.md", "a", encoding="utf-8") as card:
+        card.write(_reproduce_section())
     return DEMO_TEACHER
+
+
+def _reproduce_section():
+    """The model card section saying how the demo teacher was built."""
+    data = DEMO_SETTINGS["teacher_data"]
+    args = " ".join(
+        shlex.quote(arg)
+        for arg in [
+            *DEMO_SETTINGS["teacher"],
+            *DEMO_SETTINGS["teacher_training"],
+            *DEMO_SETTINGS["common"],
+        ]
+    )
+    return (
+        "\n## Reproduce\n\n"
+        "The teacher of `make demo`. `speechbrain-kd demo --train-teacher` "
+        "rebuilds this folder (about 45 min on 2 CPU cores): the embedded "
+        f"dataset with {data['n_train']} training pairs (seed 0; the "
+        "demo's students train on its first 24), then\n\n"
+        "```bash\n"
+        "python recipes/Valentini/train_teacher.py "
+        "hparams/manner_teacher.yaml \\\n"
+        f"    --data_folder=DATA --output_folder=RUN {args}\n"
+        "```\n\n"
+        "and `speechbrain-kd export` of its best checkpoint; "
+        "`train_log.txt` is that run's log.\n"
+    )

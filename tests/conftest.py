@@ -245,6 +245,7 @@ RECIPE_MODULES = {
     "test_full_band_recipes.py",
     "test_onnx_step.py",
     "test_plot_recipes.py",
+    "test_demo.py",
 }
 
 #: Other tests of the second tier: those that took 0.85 s or more each on a

@@ -24,7 +24,22 @@ def add_parser(subparsers):
         "main job end to end.",
     )
     parser.add_argument("--output", default="results/demo")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the embedded dataset"
+    )
+    parser.add_argument(
+        "--seed-spread",
+        action="store_true",
+        help="also train the no-KD student with recipe seed 101 and print "
+        "the spread of its scores between two seeds",
+    )
+    parser.add_argument(
+        "--train-teacher",
+        action="store_true",
+        help="instead of the demo, rebuild the committed demo teacher "
+        "(recipes/Valentini/demo_teacher; about 45 min on 2 cores); its "
+        "data and run go to --output",
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,7 +56,10 @@ def run(args):
     int
         Exit status 0.
     """
-    from speechbrain_kd.demo import run_demo
+    from speechbrain_kd.demo import run_demo, train_demo_teacher
 
-    run_demo(args.output, seed=args.seed)
+    if args.train_teacher:
+        print(f"Wrote {train_demo_teacher(args.output, seed=args.seed)}")
+    else:
+        run_demo(args.output, seed=args.seed, seed_spread=args.seed_spread)
     return 0

@@ -349,11 +349,11 @@ def model_card(
         ")",
         "```",
         "",
-        "SpeechBrain's stock `WaveformEnhancement` loads it too "
-        "(`WaveformEnhancement.from_hparams(source=..., "
-        'pymodule_file="custom_interface.py")`). `source` is this '
-        "HuggingFace repository id (or a local copy of the folder, which "
-        "works offline).",
+        "SpeechBrain's stock `WaveformEnhancement.from_hparams` loads it "
+        "once `custom_interface.py` is importable (its folder on "
+        "`sys.path`); otherwise it refuses with an `ImportError` naming "
+        "`custom_interface`. `source` is this HuggingFace repository id "
+        "(or a local copy of the folder, which works offline).",
         "",
         "## Example",
         "",

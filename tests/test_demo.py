@@ -1,0 +1,80 @@
+"""``make demo`` end to end at a tiny size: the committed demo teacher,
+both students, the table, ``results.json`` and ``demo.png``."""
+
+import json
+
+import numpy as np
+import pytest
+
+from speechbrain_kd import demo
+from speechbrain_kd.pretrained import KDEnhancement
+
+
+def test_the_committed_teacher_loads_and_is_small(tmp_path):
+    folder = demo.DEMO_TEACHER
+    size = (folder / "enhance_model.ckpt").stat().st_size
+    assert size < 10_000_000  # a few MB
+    teacher = KDEnhancement.from_hparams(
+        source=str(folder), savedir=str(tmp_path / "collected")
+    )
+    assert sum(p.numel() for p in teacher.model.parameters()) > 2_000_000
+    log = (folder / "train_log.txt").read_text()
+    assert log.count("valid pesq") == 6  # the six epochs it trained
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    """The demo with two epochs of students on 6 + 2 pairs."""
+    settings = {
+        **demo.DEMO_SETTINGS,
+        "n_train": 6,
+        "n_test": 2,
+        "student": ["--number_of_epochs=2"],
+    }
+    patch = pytest.MonkeyPatch()
+    patch.setattr(demo, "DEMO_SETTINGS", settings)
+    output = tmp_path_factory.mktemp("demo")
+    try:
+        rows = demo.run_demo(output)
+    finally:
+        patch.undo()
+    return output, rows
+
+
+def test_demo_prints_four_rows_and_writes_its_files(tiny_demo, capsys):
+    output, rows = tiny_demo
+    names = [name for name, _ in rows]
+    assert names == [
+        "noisy input",
+        "teacher (MANNER, N=18)",
+        "student MV-AT + KD",
+        "student, no KD",
+    ]
+    results = json.loads((output / "results.json").read_text())
+    assert list(results) == names
+    for name in names:
+        assert 1.0 <= results[name]["pesq"] <= 4.64
+        assert 0.0 < results[name]["stoi"] <= 1.0
+    # The noisy input's composite measures are off their floor.
+    assert results["noisy input"]["csig"] > 2.0
+    assert (
+        results["student MV-AT + KD"]["params"]
+        == results["student, no KD"]["params"]
+    )
+
+
+def test_demo_figure_has_spectrograms_and_curves(tiny_demo):
+    import matplotlib.image
+
+    output, _ = tiny_demo
+    png = output / "demo.png"
+    assert png.stat().st_size > 50_000
+    pixels = matplotlib.image.imread(png)[..., :3]
+    height = pixels.shape[0]
+    # Top half: five spectrograms (coloured, not blank); bottom: curves.
+    top = pixels[: height // 2]
+    assert np.std(top) > 0.1
+    assert (np.abs(top - 1.0).sum(-1) > 0.1).mean() > 0.4
+    bottom = pixels[height // 2 :]
+    blue = np.array([0x1F, 0x77, 0xB4]) / 255
+    assert (np.abs(bottom - blue).sum(-1) < 0.05).sum() > 100
