@@ -31,6 +31,27 @@ def _number(text, path, line_number):
         ) from None
 
 
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, output):
+    """Writes ``figure`` as a PNG (parent folders created) and closes it."""
+    import matplotlib.pyplot as plt
+
+    output = pathlib.Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output
+
+
 def read_train_log(path):
     """Per-epoch series of a SpeechBrain ``train_log.txt``.
 
@@ -174,10 +195,7 @@ def plot_training_curves(run, output=None, title=None):
     >>> plot_training_curves(folder).name
     'training_curves.png'
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     run = pathlib.Path(run)
@@ -217,10 +235,7 @@ def plot_training_curves(run, output=None, title=None):
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     figure.suptitle(title or f"{log.parent.parent.name}/{log.parent.name}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
-    return output
+    return _save(figure, output)
 
 
 def plot_demo(spectrogram_files, curves, output, sample_rate=16000):
@@ -259,10 +274,7 @@ def plot_demo(spectrogram_files, curves, output, sample_rate=16000):
     ... ).name
     'd.png'
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
@@ -306,8 +318,4 @@ def plot_demo(spectrogram_files, curves, output, sample_rate=16000):
     axis.set_ylabel("validation PESQ", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    output = pathlib.Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
-    return output
+    return _save(figure, output)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_kd.lobes.overlap_add import frames_after, overlap_add_step
 from speechbrain_kd.lobes.taps import LatentTap
 
 
@@ -600,21 +601,15 @@ class FullBandNet(nn.Module):
                 f"forward_step needs a whole number of hops ({self.hop} "
                 f"samples), got {chunk.shape[-1]}"
             )
-        full = torch.cat([state["input"], chunk], dim=-1)
-        frames = full.unfold(-1, self.win, self.hop)
+        frames, history = frames_after(
+            state["input"], chunk, self.win, self.hop
+        )
         spectrum, new = self._network(frames, state)
-        out = self._frames_out(spectrum)  # [B, k, win]
-        k = out.shape[1]
-        signal = F.fold(
-            out.transpose(1, 2),
-            output_size=(1, (k + 1) * self.hop),
-            kernel_size=(1, self.win),
-            stride=(1, self.hop),
-        )[:, 0, 0]
-        signal = signal + F.pad(state["tail"], (0, k * self.hop))
-        new["input"] = full[..., full.shape[-1] - self.delay_samples :]
-        new["tail"] = signal[..., signal.shape[-1] - self.delay_samples :]
-        return signal[..., : k * self.hop], new
+        ready, new["tail"] = overlap_add_step(
+            self._frames_out(spectrum), state["tail"], self.hop
+        )
+        new["input"] = history
+        return ready, new
 
     def latency_ms(self, sample_rate=None):
         """Algorithmic latency in milliseconds (window = hop buffering +

@@ -46,6 +46,7 @@ from speechbrain.lobes.models.MetricGAN import (
     xavier_init_layer,
 )
 from speechbrain.nnet.RNN import LSTM
+from speechbrain_kd.lobes.overlap_add import frames_after, overlap_add_step
 
 LEAKY_SLOPE = 0.3
 
@@ -594,8 +595,9 @@ class SpectralMaskEnhancer(nn.Module):
                 "forward_step needs a whole number of hops "
                 f"({self.hop_length} samples), got {chunk.shape[-1]}"
             )
-        full = torch.cat([state["input"], chunk], dim=-1)
-        frames = full.unfold(-1, self.n_fft, self.hop_length)
+        frames, history = frames_after(
+            state["input"], chunk, self.n_fft, self.hop_length
+        )
         spectrum = torch.fft.rfft(frames * self.window, dim=-1)
         magnitude = (spectrum.real.pow(2) + spectrum.imag.pow(2)).sqrt()
         log_magnitude = torch.log1p(magnitude)
@@ -607,18 +609,13 @@ class SpectralMaskEnhancer(nn.Module):
         enhanced = torch.expm1(mask.clamp(min=self.mask_floor) * log_magnitude)
         gain = enhanced / magnitude.clamp(min=1e-12)
         out = torch.fft.irfft(spectrum * gain, n=self.n_fft, dim=-1)
-        k = out.shape[1]
-        signal = F.fold(
-            (out * self.window).transpose(1, 2),
-            output_size=(1, (k + 1) * self.hop_length),
-            kernel_size=(1, self.n_fft),
-            stride=(1, self.hop_length),
-        )[:, 0, 0]
-        signal = signal + F.pad(state["tail"], (0, k * self.hop_length))
-        ready = signal[..., : k * self.hop_length] / self.envelope.repeat(k)
+        summed, tail = overlap_add_step(
+            out * self.window, state["tail"], self.hop_length
+        )
+        ready = summed / self.envelope.repeat(out.shape[1])
         new = {
-            "input": full[..., full.shape[-1] - state["input"].shape[-1] :],
-            "tail": signal[..., k * self.hop_length :],
+            "input": history,
+            "tail": tail,
             **{prefix + name: value for name, value in generator.items()},
         }
         return ready, new
