@@ -524,6 +524,17 @@ def write_custom_interface(folder, roots, docstring=None):
     -------
     pathlib.Path
         The written file.
+
+    Example
+    -------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> path = write_custom_interface(
+    ...     folder, [("speechbrain_kd.lobes.taps", "LatentTap")]
+    ... )
+    >>> text = path.read_text()
+    >>> "class KDEnhancement(Pretrained):" in text, "class LatentTap(" in text
+    (True, True)
     """
     text = bundle_source([INTERFACE, ADAPTER, *roots], docstring)
     path = folder / BUNDLE_FILE

@@ -80,6 +80,13 @@ def custom_interface_resolved():
     -------
     contextlib.AbstractContextManager
         The context.
+
+    Example
+    -------
+    >>> import pydoc
+    >>> with custom_interface_resolved():
+    ...     pydoc.locate("custom_interface.KDEnhancement") is KDEnhancement
+    True
     """
     from speechbrain_kd.pretrained.bundle import package_classes_resolved
 
