@@ -78,3 +78,10 @@ def test_demo_figure_has_spectrograms_and_curves(tiny_demo):
     bottom = pixels[height // 2 :]
     blue = np.array([0x1F, 0x77, 0xB4]) / 255
     assert (np.abs(bottom - blue).sum(-1) < 0.05).sum() > 100
+
+
+def test_a_missing_demo_teacher_is_named_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_TEACHER", tmp_path / "no_teacher")
+    with pytest.raises(FileNotFoundError, match="demo --train-teacher"):
+        demo.run_demo(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
