@@ -226,6 +226,17 @@ def model_costs(hparams_file, overrides, key="model"):
     -------
     dict
         ``{"params": int, "macs_per_second": int}``.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> yaml = pathlib.Path(tempfile.mkdtemp()) / "hyperparams.yaml"
+    >>> _ = yaml.write_text(
+    ...     "data_folder: !PLACEHOLDER\\n"
+    ...     "model: !new:torch.nn.Conv1d [1, 1, 3]\\n"
+    ... )
+    >>> model_costs(yaml, "data_folder: unused")["params"]
+    4
     """
     from speechbrain_kd.profiling import load_module_from_hparams
 
@@ -277,6 +288,15 @@ def noisy_scores(test_manifest):
     -------
     dict
         Mean of each metric over the test files.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> data = prepare_data(tempfile.mkdtemp(), n_test=2)  # doctest: +ELLIPSIS
+    split ...
+    >>> scores = noisy_scores(data["manifests"]["test"])
+    >>> 1.0 < scores["pesq"] < 4.64 and 0.0 < scores["stoi"] < 1.0
+    True
     """
     from speechbrain_kd.audio import read_audio
     from speechbrain_kd.metrics import evaluate_pairs, summarize_scores
@@ -353,6 +373,18 @@ def enhance_test_set(model_folder, test_manifest, output_dir):
     -------
     pathlib.Path
         ``output_dir``.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> data = prepare_data(out, n_test=1)  # doctest: +ELLIPSIS
+    split ...
+    >>> folder = enhance_test_set(
+    ...     DEMO_TEACHER, data["manifests"]["test"], out / "enhanced"
+    ... )
+    >>> [path.suffix for path in folder.iterdir()]
+    ['.wav']
     """
     from speechbrain_kd.pretrained import KDEnhancement
 
@@ -381,6 +413,20 @@ def folder_scores(test_manifest, enhanced_dir):
     -------
     dict
         Mean of each metric over the test files.
+
+    Example
+    -------
+    >>> import json, shutil, tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> data = prepare_data(out, n_test=2)  # doctest: +ELLIPSIS
+    split ...
+    >>> test = data["manifests"]["test"]
+    >>> (out / "copies").mkdir()
+    >>> for uid, entry in json.loads(pathlib.Path(test).read_text()).items():
+    ...     _ = shutil.copy(entry["noisy_wav"], out / "copies" / f"{uid}.wav")
+    >>> copies, noisy = folder_scores(test, out / "copies"), noisy_scores(test)
+    >>> max(abs(copies[key] - noisy[key]) for key in noisy) < 1e-9
+    True
     """
     from speechbrain_kd.audio import read_audio
     from speechbrain_kd.metrics import evaluate_pairs, summarize_scores
