@@ -30,8 +30,8 @@ def add_parser(subparsers):
     parser.add_argument(
         "--seed-spread",
         action="store_true",
-        help="also train the no-KD student with recipe seed 101 and print "
-        "the spread of its scores between two seeds",
+        help="also train both students with recipe seed 101 and print "
+        "each one's spread and mean over the two seeds",
     )
     parser.add_argument(
         "--train-teacher",
