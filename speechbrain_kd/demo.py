@@ -348,7 +348,7 @@ def format_results(rows):
     >>> table[1].split()
     ['noisy', '-', '-', '1.500', '-', '-', '-', '-']
     """
-    header = f"{'model':<26}{'params':>10}{'GMAC/s':>8}" + "".join(
+    header = f"{'model':<30}{'params':>10}{'GMAC/s':>8}" + "".join(
         f"{m.upper():>7}" for m in TABLE_METRICS
     )
     lines = [header]
@@ -363,7 +363,7 @@ def format_results(rows):
             f"{row[m]:>7.3f}" if row.get(m) is not None else f"{'-':>7}"
             for m in TABLE_METRICS
         )
-        lines.append(f"{name:<26}{params:>10}{macs:>8}{metrics}")
+        lines.append(f"{name:<30}{params:>10}{macs:>8}{metrics}")
     return "\n".join(lines)
 
 
