@@ -22,11 +22,11 @@ def test_the_committed_teacher_loads_and_is_small(tmp_path):
     assert log.count("valid pesq") == 6  # the six epochs it trained
 
 
-
 def test_the_teacher_card_says_how_it_was_built():
     # The card's command is the one train_demo_teacher runs today.
     card = (demo.DEMO_TEACHER / "README.md").read_text()
     assert card.endswith(demo._reproduce_section())
+
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
