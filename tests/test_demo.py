@@ -35,7 +35,15 @@ def tiny_demo(tmp_path_factory):
         **demo.DEMO_SETTINGS,
         "n_train": 6,
         "n_test": 2,
-        "student": ["--number_of_epochs=2"],
+        # The demo's own student flags, two epochs instead of its 20.
+        "student": [
+            *(
+                arg
+                for arg in demo.DEMO_SETTINGS["student"]
+                if not arg.startswith("--number_of_epochs")
+            ),
+            "--number_of_epochs=2",
+        ],
     }
     patch = pytest.MonkeyPatch()
     patch.setattr(demo, "DEMO_SETTINGS", settings)
@@ -56,6 +64,12 @@ def test_demo_prints_four_rows_and_writes_its_files(tiny_demo, capsys):
         "student MV-AT + KD",
         "student, no KD",
     ]
+    # --ckpt_max_key=epoch: both students are tested at their last epoch.
+    for run in ("student_mvat", "student_baseline"):
+        log = (output / run / "train_log.txt").read_text()
+        assert "Epoch loaded: 2 " in log
+        saved = (output / run / "hyperparams.yaml").read_text()
+        assert "ckpt_max_key: epoch" in saved
     results = json.loads((output / "results.json").read_text())
     assert list(results) == names
     for name in names:
