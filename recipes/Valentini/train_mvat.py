@@ -70,6 +70,7 @@ def make_brain(hparams, run_opts):
             "supervised_weight": hparams["supervised_weight"],
             "student_input": hparams["student_input"],
             "teacher_input": hparams["teacher_input"],
+            "teacher_cache": hparams["teacher_cache"],
             **yaml_run_options(hparams),
         },
         run_opts=run_opts,

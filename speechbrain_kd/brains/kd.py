@@ -32,6 +32,7 @@ from speechbrain_kd.distill import (
     FeatureTaps,
     collect_taps,
 )
+from speechbrain_kd.distill.teacher_cache import TeacherCache
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,10 @@ class KDBrain(EnhanceBrain):
         self.teacher_taps = FeatureTaps(
             self.teacher, teacher_names, detach=True, role="teacher"
         )
+        self.teacher_cache = None
+        if self.hparam("teacher_cache", False):
+            self.teacher_cache = TeacherCache(self.teacher, self.teacher_taps)
+            logger.info("Teacher outputs cached per training item")
 
     def load_teacher(self):
         """Loads ``hparams.teacher`` from ``hparams.teacher_source``.
@@ -221,12 +226,56 @@ class KDBrain(EnhanceBrain):
             student_out=None,
         )
         step.student_out = self.modules.model(step.student_input)
-        with torch.no_grad():
-            step.teacher_out = self.teacher(step.teacher_input)
         step.student_features = dict(self.student_taps.features)
-        step.teacher_features = dict(self.teacher_taps.features)
+        if self.teacher_cache is not None:
+            step.teacher_out, step.teacher_features = self.teacher_cache(
+                batch.id, step.teacher_input, self.teacher_lengths(batch)
+            )
+        else:
+            with torch.no_grad():
+                step.teacher_out = self.teacher(step.teacher_input)
+            step.teacher_features = dict(self.teacher_taps.features)
         step.sample_weights = self.sample_weights(step)
         return step
+
+    def teacher_lengths(self, batch):
+        """Relative lengths of the teacher's input in ``batch``.
+
+        Arguments
+        ---------
+        batch : speechbrain.dataio.batch.PaddedBatch
+            The batch.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B]`` relative lengths.
+        """
+        key = self.hparam("teacher_input") or self.student_input_key
+        return getattr(batch, key).lengths
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the teacher cache's size after each training epoch.
+
+        Arguments
+        ---------
+        stage : speechbrain.Stage
+            The stage ending.
+        stage_loss : float
+            Its average loss.
+        epoch : int, optional
+            The epoch number.
+        """
+        cache = getattr(self, "teacher_cache", None)
+        if stage == sb.Stage.TRAIN and cache is not None:
+            logger.info(
+                "Teacher cache: %d items, %.1f MB, %d hits, %d misses",
+                len(cache),
+                cache.nbytes / 2**20,
+                cache.hits,
+                cache.misses,
+            )
+        super().on_stage_end(stage, stage_loss, epoch)
 
     def sample_weights(self, step):
         """Per-utterance weights of the terms (none by default).

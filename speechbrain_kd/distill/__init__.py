@@ -1,6 +1,7 @@
 """Knowledge-distillation building blocks: taps, AT / MV-AT, yaml terms.
 
 * :class:`FeatureTaps` — forward hooks capturing submodule outputs by path.
+* :class:`TeacherCache` — the teacher's outputs and features per item, once.
 * :func:`attention_map`, :func:`at_loss`, :class:`ATLoss` — attention
   transfer (MV-AT Eq. 1-2), with dual-depth matching (a list of teacher
   features is summed; maps of different lengths are interpolated).
@@ -54,6 +55,7 @@ from speechbrain_kd.distill.similarity import (
 )
 from speechbrain_kd.distill.spatial import SpatialInjectionTerm
 from speechbrain_kd.distill.taps import FeatureTaps, unwrap_model
+from speechbrain_kd.distill.teacher_cache import TeacherCache, TeacherCacheError
 from speechbrain_kd.distill.terms import (
     DistillStep,
     DistillTerm,
@@ -80,6 +82,8 @@ __all__ = [
     "FeatureDistillTerm",
     "FeatureMSELoss",
     "FeatureTaps",
+    "TeacherCache",
+    "TeacherCacheError",
     "OutputDistillTerm",
     "SimilarityLoss",
     "SpatialInjectionTerm",
