@@ -50,12 +50,15 @@ DEMO_SETTINGS = {
     # epochs) so that both students get past their initial output gain;
     # the last epoch is tested, as 8 validation utterances cannot rank
     # epochs whose PESQ differs by 0.01.
+    "epochs": 20,
     "student": [
-        "--number_of_epochs=20",
         "--batch_size=2",
         "--max_lr=0.003",
         "--ckpt_max_key=epoch",
     ],
+    # The 16 training segments are deterministic: the teacher runs once
+    # per segment, not once per step.
+    "kd": ["--teacher_cache=True"],
     "common": ["--metric_jobs=1", "--num_workers=0"],
 }
 
@@ -178,8 +181,49 @@ def prepare_data(output_folder, seed=0, n_train=12, n_test=4):
     }
 
 
+def recipe_command(script, hparams, output_folder, data, extra):
+    """The command line of one recipe run of the demo.
+
+    Arguments
+    ---------
+    script : str
+        Script name in ``recipes/Valentini``.
+    hparams : str
+        Yaml file name in ``hparams``.
+    output_folder : pathlib.Path
+        The run's output folder.
+    data : dict
+        Output of :func:`prepare_data`.
+    extra : list of str
+        More command-line overrides.
+
+    Returns
+    -------
+    list of str
+        The command (the current Python runs the script).
+
+    Example
+    -------
+    >>> data = {"data_folder": "d", "prepare_folder": "p"}
+    >>> recipe_command("train_mvat.py", "mvat.yaml", "o", data, ["--seed=1"])[
+    ...     -1
+    ... ]
+    '--seed=1'
+    """
+    return [
+        sys.executable,
+        str(REPO_ROOT / "recipes" / "Valentini" / script),
+        str(REPO_ROOT / "hparams" / hparams),
+        f"--data_folder={data['data_folder']}",
+        f"--prepare_folder={data['prepare_folder']}",
+        f"--output_folder={output_folder}",
+        *DEMO_SETTINGS["common"],
+        *extra,
+    ]
+
+
 def run_recipe(script, hparams, output_folder, data, extra):
-    """Runs one recipe script in a subprocess, streaming a short status.
+    """Runs one recipe script in a subprocess, streaming its output.
 
     Arguments
     ---------
@@ -199,16 +243,7 @@ def run_recipe(script, hparams, output_folder, data, extra):
     float
         Wall time in seconds.
     """
-    command = [
-        sys.executable,
-        str(REPO_ROOT / "recipes" / "Valentini" / script),
-        str(REPO_ROOT / "hparams" / hparams),
-        f"--data_folder={data['data_folder']}",
-        f"--prepare_folder={data['prepare_folder']}",
-        f"--output_folder={output_folder}",
-        *DEMO_SETTINGS["common"],
-        *extra,
-    ]
+    command = recipe_command(script, hparams, output_folder, data, extra)
     print(f"\n$ python recipes/Valentini/{script} hparams/{hparams} ...")
     start = time.time()
     result = subprocess.run(command, cwd=REPO_ROOT)
@@ -218,6 +253,88 @@ def run_recipe(script, hparams, output_folder, data, extra):
             f"{output_folder / 'log.txt'}"
         )
     return time.time() - start
+
+
+def run_recipes_in_parallel(jobs, data, epochs, parallel=2):
+    """Runs recipe jobs ``parallel`` at a time, one CPU thread each.
+
+    Small models use two cores better as two one-thread runs than as one
+    two-thread run. Each run's output goes to ``<output>/stdout.txt``; one
+    progress bar per run counts its finished epochs (``train_log.txt``).
+
+    Arguments
+    ---------
+    jobs : list of (str, str, pathlib.Path, list of str)
+        ``(script, hparams, output_folder, extra)`` per run.
+    data : dict
+        Output of :func:`prepare_data`.
+    epochs : int
+        Epochs of every run (the bars' total).
+    parallel : int
+        Runs at a time.
+
+    Returns
+    -------
+    float
+        Wall time in seconds.
+
+    Raises
+    ------
+    RuntimeError
+        A run failed: names its script, yaml and ``stdout.txt``.
+    """
+    import os
+
+    from tqdm import tqdm
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.time()
+    pending = list(jobs)
+    running = []
+    for script, hparams, folder, _ in jobs:
+        print(
+            f"$ python recipes/Valentini/{script} hparams/{hparams} ... "
+            f"--output_folder={folder}"
+        )
+    while pending or running:
+        while pending and len(running) < parallel:
+            script, hparams, folder, extra = pending.pop(0)
+            folder = pathlib.Path(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            stdout = open(folder / "stdout.txt", "w")
+            process = subprocess.Popen(
+                recipe_command(script, hparams, folder, data, extra),
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+            )
+            bar = tqdm(total=epochs, desc=folder.name, unit="epoch")
+            running.append((process, stdout, bar, script, hparams, folder))
+        time.sleep(1.0)
+        for job in list(running):
+            process, stdout, bar, script, hparams, folder = job
+            bar.update(_finished_epochs(folder) - bar.n)
+            if process.poll() is None:
+                continue
+            running.remove(job)
+            stdout.close()
+            bar.close()
+            if process.returncode != 0:
+                for other in running:
+                    other[0].kill()
+                raise RuntimeError(
+                    f"{script} {hparams} failed (exit {process.returncode});"
+                    f" see {folder / 'stdout.txt'}"
+                )
+    return time.time() - start
+
+
+def _finished_epochs(folder):
+    log = pathlib.Path(folder) / "train_log.txt"
+    if not log.is_file():
+        return 0
+    return sum(line.startswith("epoch:") for line in log.open())
 
 
 def model_costs(hparams_file, overrides, key="model"):
@@ -498,36 +615,39 @@ def run_demo(output_folder="results/demo", seed=0, seed_spread=False):
         "baseline": output_folder / "student_baseline",
     }
     teacher_args = DEMO_SETTINGS["teacher"]
+    student = [
+        f"--number_of_epochs={DEMO_SETTINGS['epochs']}",
+        *DEMO_SETTINGS["student"],
+    ]
     kd_args = [
         f"--teacher_source={DEMO_TEACHER}",
         *(arg.replace("--", "--teacher_", 1) for arg in teacher_args),
-        *DEMO_SETTINGS["student"],
+        *student,
+        *DEMO_SETTINGS["kd"],
     ]
-    run_recipe("train_mvat.py", "mvat.yaml", runs["mvat"], data, kd_args)
-    run_recipe(
-        "train_teacher.py",
-        "manner_baseline.yaml",
-        runs["baseline"],
-        data,
-        DEMO_SETTINGS["student"],
-    )
+
+    def seeded(args):
+        """The same run with the next recipe seed."""
+        return [*args, "--seed=101"]
+
+    jobs = [
+        ("train_mvat.py", "mvat.yaml", runs["mvat"], kd_args),
+        ("train_teacher.py", "manner_baseline.yaml", runs["baseline"], student),
+    ]
     if seed_spread:
         runs["mvat_seed"] = output_folder / "student_mvat_seed101"
-        run_recipe(
-            "train_mvat.py",
-            "mvat.yaml",
-            runs["mvat_seed"],
-            data,
-            [*kd_args, "--seed=101"],
-        )
         runs["baseline_seed"] = output_folder / "student_baseline_seed101"
-        run_recipe(
-            "train_teacher.py",
-            "manner_baseline.yaml",
-            runs["baseline_seed"],
-            data,
-            [*DEMO_SETTINGS["student"], "--seed=101"],
-        )
+        jobs += [
+            ("train_mvat.py", "mvat.yaml", runs["mvat_seed"], seeded(kd_args)),
+            (
+                "train_teacher.py",
+                "manner_baseline.yaml",
+                runs["baseline_seed"],
+                seeded(student),
+            ),
+        ]
+    print("\nTraining the students, two runs at a time:")
+    run_recipes_in_parallel(jobs, data, DEMO_SETTINGS["epochs"])
     print("\nEnhancing the test set with the demo teacher")
     teacher_dir = enhance_test_set(
         DEMO_TEACHER, test_manifest, output_folder / "teacher" / "enhanced"

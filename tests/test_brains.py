@@ -831,3 +831,62 @@ def test_checkpoint_meta_pesq_minus_inf_when_pesq_fails(tmp_path):
     # the meta survives the CKPT.yaml round trip
     reloaded = Checkpointer(tmp_path).list_checkpoints()
     assert reloaded[0].meta["pesq"] == -math.inf
+
+
+def fit_manner_with_valid_interval(save, interval, epochs=4):
+    """EnhanceBrain.fit of a small MANNER (BatchNorm, recalibrated before
+    each validation) validating every ``interval`` epochs."""
+    counter = EpochCounter(epochs)
+    torch.manual_seed(0)
+    model = MANNER(channels=6, depth=2, attention_layers=[1])
+    checkpointer = Checkpointer(save, {"model": model, "counter": counter})
+    logger = sb.utils.train_logger.FileTrainLogger(save / "train_log.txt")
+    brain = EnhanceBrain(
+        modules={"model": model},
+        opt_class=lambda params: torch.optim.Adam(params, 1e-2),
+        hparams={
+            "loss": WeightedCleanNoiseLoss(),
+            "valid_metrics": ["snr"],
+            "ckpt_max_key": "epoch",
+            "valid_interval": interval,
+            "epoch_counter": counter,
+            "train_logger": logger,
+            "bn_recalibration_batches": 2,
+        },
+        run_opts=RUN_OPTS,
+        checkpointer=checkpointer,
+    )
+    items = make_items([1600, 1200, 1600, 800], seed=3)
+    brain.fit(
+        counter,
+        as_dataset(items),
+        as_dataset(items[:2]),
+        train_loader_kwargs={"batch_size": 2, "shuffle": True},
+    )
+    return model, checkpointer, (save / "train_log.txt").read_text()
+
+
+def test_valid_interval_changes_only_how_often_validation_runs(tmp_path):
+    every, _, every_log = fit_manner_with_valid_interval(tmp_path / "a", 1)
+    model, checkpointer, log = fit_manner_with_valid_interval(tmp_path / "b", 3)
+    for name, tensor in every.state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    lines = log.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        f"epoch: {epoch}" for epoch in range(1, 5)
+    ]
+    # Epochs 3 (the interval) and 4 (the last) validated, 1 and 2 not.
+    assert ["valid snr" in line for line in lines] == [False, False, True, True]
+    assert all("train loss" in line for line in lines)
+    assert lines[3] == every_log.splitlines()[3]
+    kept = checkpointer.list_checkpoints()
+    assert [ckpt.meta["epoch"] for ckpt in kept] == [4]
+
+
+@pytest.mark.parametrize("interval", [0, 1.5, True])
+def test_valid_interval_must_be_a_positive_whole_number(interval):
+    brain = EnhanceBrain(
+        modules={"model": Gain()}, hparams={"valid_interval": interval}
+    )
+    with pytest.raises(ValueError, match="valid_interval"):
+        brain.validates(1)

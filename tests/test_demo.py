@@ -2,6 +2,7 @@
 both students, the table, ``results.json`` and ``demo.png``."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -35,15 +36,8 @@ def tiny_demo(tmp_path_factory):
         **demo.DEMO_SETTINGS,
         "n_train": 6,
         "n_test": 2,
-        # The demo's own student flags, two epochs instead of its 20.
-        "student": [
-            *(
-                arg
-                for arg in demo.DEMO_SETTINGS["student"]
-                if not arg.startswith("--number_of_epochs")
-            ),
-            "--number_of_epochs=2",
-        ],
+        # The demo's own student flags, two epochs.
+        "epochs": 2,
     }
     patch = pytest.MonkeyPatch()
     patch.setattr(demo, "DEMO_SETTINGS", settings)
@@ -70,6 +64,12 @@ def test_demo_prints_four_rows_and_writes_its_files(tiny_demo, capsys):
         assert "Epoch loaded: 2 " in log
         saved = (output / run / "hyperparams.yaml").read_text()
         assert "ckpt_max_key: epoch" in saved
+    # The KD student's teacher ran once per training segment (4 of them).
+    cache = re.findall(
+        r"Teacher cache: (\d+) items, .* (\d+) hits, (\d+) misses",
+        (output / "student_mvat" / "log.txt").read_text(),
+    )
+    assert cache == [("4", "0", "4"), ("4", "4", "4")]
     results = json.loads((output / "results.json").read_text())
     assert list(results) == names
     for name in names:

@@ -52,6 +52,7 @@ def make_brain(hparams, run_opts):
             "metric_jobs": hparams["metric_jobs"],
             "ckpt_max_key": hparams["ckpt_max_key"],
             "bn_recalibration_batches": hparams["bn_recalibration_batches"],
+            "valid_interval": hparams.get("valid_interval", 1),
             "train_logger": hparams["train_logger"],
             "output_folder": hparams["output_folder"],
             "save_enhanced": hparams["save_enhanced"],

@@ -397,6 +397,74 @@ class EnhanceBrain(NonFiniteGuard, sb.Brain):
             if if_main_process():
                 self.write_test_report(stats, suffix=self.test_report_suffix)
 
+    def validates(self, epoch):
+        """Whether ``epoch`` is validated (and checkpointed at its end).
+
+        Every ``hparams.valid_interval`` epochs (default 1) and always the
+        last epoch of ``hparams.epoch_counter``.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch number.
+
+        Returns
+        -------
+        bool
+            True to validate.
+
+        Example
+        -------
+        >>> from speechbrain.utils.epoch_loop import EpochCounter
+        >>> brain = EnhanceBrain(
+        ...     modules={"model": torch.nn.Identity()},
+        ...     hparams={"valid_interval": 3, "epoch_counter": EpochCounter(7)},
+        ... )
+        >>> [epoch for epoch in range(1, 8) if brain.validates(epoch)]
+        [3, 6, 7]
+        """
+        interval = self.hparam("valid_interval", 1)
+        if isinstance(interval, bool) or not isinstance(interval, int):
+            raise ValueError(
+                f"valid_interval must be a whole number of epochs, got "
+                f"{interval!r}"
+            )
+        if interval < 1:
+            raise ValueError(f"valid_interval must be >= 1, got {interval}")
+        counter = self.hparam("epoch_counter")
+        last = getattr(counter, "limit", None)
+        return epoch is None or epoch % interval == 0 or epoch == last
+
+    def _fit_valid(self, valid_set, epoch, enable):
+        """Validates, or between validations logs the training stats.
+
+        An epoch that is not validated (see :meth:`validates`) saves no
+        end-of-epoch checkpoint: a run killed after it resumes from the
+        last validated epoch (or an interval checkpoint) and redoes the
+        epochs since, which the epoch-seeded sampler makes identical.
+        Validation does not change the training (BatchNorm statistics are
+        re-estimated from the weights before each validation), so the
+        interval changes only how often the curves are sampled.
+
+        Arguments
+        ---------
+        valid_set : DataLoader or None
+            The validation data.
+        epoch : int
+            The epoch number.
+        enable : bool
+            Whether the progress bar is shown.
+        """
+        if valid_set is None or self.validates(epoch):
+            super()._fit_valid(valid_set, epoch, enable)
+            return
+        optimizer = getattr(self, "optimizer", None)
+        lr = optimizer.param_groups[0]["lr"] if optimizer else 0.0
+        self.log_stats(
+            {"epoch": epoch, "lr": lr},
+            train_stats=getattr(self, "train_stats", None),
+        )
+
     #: Added to the test report's file names (a recipe testing several
     #: sets, one per SNR, sets it before each ``evaluate``).
     test_report_suffix = ""
