@@ -3,6 +3,8 @@ both students, the table, ``results.json`` and ``demo.png``."""
 
 import json
 import re
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -105,3 +107,56 @@ def test_a_missing_demo_teacher_is_named_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="demo --train-teacher"):
         demo.run_demo(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_parallel_run_is_named_and_stops_the_others(
+    tmp_path, monkeypatch
+):
+    programs = {
+        "slow": "import time; time.sleep(60)",
+        "broken": "print('boom: no such key'); raise SystemExit(3)",
+    }
+
+    def command(script, hparams, output_folder, data, extra):
+        return [sys.executable, "-c", programs[script]]
+
+    monkeypatch.setattr(demo, "recipe_command", command)
+    jobs = [
+        (name, f"{name}.yaml", tmp_path / name, [])
+        for name in ("slow", "broken")
+    ]
+    start = time.time()
+    with pytest.raises(RuntimeError) as error:
+        demo.run_recipes_in_parallel(jobs, data={}, epochs=1)
+    assert time.time() - start < 30  # the slow run was stopped
+    message = str(error.value)
+    assert "broken broken.yaml failed (exit 3)" in message
+    assert str(tmp_path / "broken" / "stdout.txt") in message
+    assert message.endswith("boom: no such key")
+
+
+def test_the_background_work_runs_on_a_freed_slot(tmp_path, monkeypatch):
+    done = []
+
+    def command(script, hparams, output_folder, data, extra):
+        seconds = {"short": 0, "long": 3}[script]
+        return [sys.executable, "-c", f"import time; time.sleep({seconds})"]
+
+    def background():
+        import torch
+
+        done.append(time.time())
+        return torch.get_num_threads()
+
+    monkeypatch.setattr(demo, "recipe_command", command)
+    jobs = [(name, "x.yaml", tmp_path / name, []) for name in ("long", "short")]
+    start = time.time()
+    assert demo.run_recipes_in_parallel(jobs, {}, 1, background=background) == 1
+    # Started once the short run had ended, before the long one.
+    assert done and done[0] - start < 3
+
+    def failing():
+        raise ValueError("teacher folder unreadable")
+
+    with pytest.raises(ValueError, match="teacher folder unreadable"):
+        demo.run_recipes_in_parallel(jobs[1:], {}, 1, background=failing)
