@@ -230,16 +230,8 @@ def run_recipe(script, hparams, output_folder, data, extra):
 
     Arguments
     ---------
-    script : str
-        Script name in ``recipes/Valentini``.
-    hparams : str
-        Yaml file name in ``hparams``.
-    output_folder : pathlib.Path
-        The run's output folder.
-    data : dict
-        Output of :func:`prepare_data`.
-    extra : list of str
-        More command-line overrides.
+    script, hparams, output_folder, data, extra
+        As for :func:`recipe_command`.
 
     Returns
     -------
@@ -289,6 +281,11 @@ def run_recipes_in_parallel(jobs, data, epochs, parallel=2, background=None):
     ------
     RuntimeError
         A run failed: names its script, yaml and ``stdout.txt``.
+
+    Example
+    -------
+    >>> run_recipes_in_parallel([], {}, epochs=1, background=lambda: "done")
+    'done'
     """
     import os
 
