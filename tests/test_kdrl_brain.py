@@ -98,7 +98,7 @@ def test_one_step_by_hand():
         student_out, teacher_out
     )
     assert float(loss) == pytest.approx(float(expected.mean()), rel=1e-5)
-    assert logged["alpha"] == pytest.approx(float(alpha), rel=1e-6)
+    assert logged["alpha"] == pytest.approx(float(alpha.detach()), rel=1e-6)
     # Each reference made one SGD step from the student's old weights,
     # R1 towards the teacher, R2 towards the clean signal (Eqs. 5-6).
     for name, target in (("soft", teacher_out), ("hard", clean)):
