@@ -98,7 +98,7 @@ def test_one_step_by_hand():
         student_out, teacher_out
     )
     assert float(loss) == pytest.approx(float(expected.mean()), rel=1e-5)
-    assert logged["alpha"] == pytest.approx(float(alpha.detach()), rel=1e-6)
+    assert logged["alpha"] == pytest.approx(alpha.item(), rel=1e-6)
     # Each reference made one SGD step from the student's old weights,
     # R1 towards the teacher, R2 towards the clean signal (Eqs. 5-6).
     for name, target in (("soft", teacher_out), ("hard", clean)):
@@ -123,9 +123,9 @@ def test_one_step_by_hand():
     else:
         assert r == 0.0
     delta = r / abs(float(d_original)) / EPOCHS
-    target = min(max(float(alpha) + delta, 0.0), 1.0)
+    target = min(max(alpha.item() + delta, 0.0), 1.0)
     assert logged["policy"] == pytest.approx(
-        (float(alpha) - target) ** 2, rel=1e-4, abs=1e-12
+        (alpha.item() - target) ** 2, rel=1e-4, abs=1e-12
     )
     # the policy moved by exactly one SGD step of that loss
     policy_optimizer = torch.optim.SGD(policy.parameters(), 1.0)
